@@ -1,0 +1,73 @@
+# vhdkit — plain GNU make.  `make` builds everything into build/.
+#   make test   install what is missing, build (plain and ASan+UBSan), run the suite
+#   make run    install what is missing, build, run the demonstration
+#   make fuzz   build libFuzzer targets and run each for FUZZ_SECONDS
+#   make bench  run the benchmarks in bench/ (long)
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wvla -Werror -Wno-unused-parameter -Wno-format-truncation
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Icommon -Ilib
+ALLCFLAGS = -std=c11 -fPIC -pthread $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   += -pthread
+
+B ?= build
+
+COMMON_SRC := $(wildcard common/*.c)
+LIB_SRC    := $(wildcard lib/*.c lib/io/*.c lib/vhdx/*.c lib/raw/*.c) $(COMMON_SRC)
+CLI_SRC    := $(wildcard cli/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test-*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all deps test run asan fuzz bench clean
+all: $(B)/libvhdkit.a $(B)/libvhdkit.so $(B)/vhdkit $(UNIT_BIN)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libvhdkit.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libvhdkit.so: $(LIB_OBJ)
+	$(CC) -shared $(ALLCFLAGS) $(LDFLAGS) -Wl,-soname,libvhdkit.so.0 -o $@ $^ $(LDLIBS)
+
+$(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+
+deps:
+	@scripts/install-deps.sh
+
+asan:
+	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
+
+test: deps
+	$(MAKE) all
+	$(MAKE) asan
+	tests/run.sh --build build --asan-build build-asan
+
+run: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" LDFLAGS="-fsanitize=address,undefined" $(B:build=build-fuzz)/libvhdkit.a build-fuzz/libvhdkit.a
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: all
+	bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,71 @@
+/* vhdkit check: validate an image and its parent chain without changing
+ * anything.  Text mode prints one "PATH: problem" line per problem as the
+ * library finds it; JSON mode collects them and prints one object at the
+ * end.  Exit status 0 = sound, 1 = problems found or not checkable.
+ */
+#include <stdlib.h>
+
+#include "vhdkit.h"
+#include "cli.h"
+
+struct problems {
+  const char *path;
+  FILE *json;                   /* the JSON array's items, or NULL */
+  size_t count;
+};
+
+static void
+report (void *opaque, const char *problem)
+{
+  struct problems *pr = opaque;
+
+  if (pr->json) {
+    fputs (pr->count ? ",\n    " : "\n    ", pr->json);
+    cli_json_string (pr->json, problem);
+  }
+  else
+    printf ("%s: %s\n", pr->path, problem);
+  pr->count++;
+}
+
+static int
+run (int argc, char **argv)
+{
+  struct problems pr = { NULL, NULL, 0 };
+  char **ops, *items = NULL;
+  size_t items_len = 0;
+  int r;
+  struct cli_opt opts[] = {
+    CLI_FLAG ("json", &cli_json, 1,
+              "print {\"Path\", \"Valid\", \"Problems\"} as one JSON object"),
+    CLI_END,
+  };
+
+  r = cli_parse_args (&cli_verb_check, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+  pr.path = ops[0];
+  if (cli_json && (pr.json = open_memstream (&items, &items_len)) == NULL)
+    return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory", pr.path);
+
+  r = vhdkit_check (pr.path, report, &pr);
+  if (r == -1)
+    cli_lib_error ();
+  if (pr.json && (fclose (pr.json) == EOF || items == NULL)) {
+    free (items);
+    return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory", pr.path);
+  }
+  if (cli_json && r != -1) {
+    printf ("{\n  \"Path\": ");
+    cli_json_string (stdout, pr.path);
+    printf (",\n  \"Valid\": %s,\n  \"Problems\": [%s%s]\n}\n",
+            r == 0 ? "true" : "false", items, pr.count ? "\n  " : "");
+  }
+  free (items);
+  return r == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+}
+
+const struct cli_verb cli_verb_check = {
+  "check", "PATH", 1, "[--json]",
+  "Validate an image and its parent chain", run,
+};

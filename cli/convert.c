@@ -1,0 +1,37 @@
+/* vhdkit convert: copy an image into a new one of another format, type,
+ * block or sector size.  Zero and unallocated ranges stay unallocated.
+ */
+#include "vhdkit.h"
+#include "cli.h"
+
+static int
+run (int argc, char **argv)
+{
+  struct vhdkit_create_params p = { 0 };
+  struct cli_progress prog;
+  int progress = -1, r;
+  char **ops;
+  struct cli_opt opts[] = {
+    CLI_CHOICE ("type", &p.type, cli_convert_type_choices, "fixed|dynamic",
+                "type of DST (default: dynamic)"),
+    CLI_OPTS_LAYOUT (&p),
+    CLI_OPTS_PROGRESS (&progress),
+    CLI_END,
+  };
+
+  r = cli_parse_args (&cli_verb_convert, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+
+  cli_progress_begin (&prog, progress);
+  p.progress = cli_progress_update;
+  p.progress_opaque = &prog;
+  r = vhdkit_disk_convert (ops[0], ops[1], &p);
+  cli_progress_end (&prog);
+  return r == -1 ? cli_lib_error () : CLI_EXIT_OK;
+}
+
+const struct cli_verb cli_verb_convert = {
+  "convert", "SRC DST", 2, "[OPTIONS]",
+  "Copy an image into a new image of another format or type", run,
+};

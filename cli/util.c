@@ -1,0 +1,469 @@
+/* vhdkit CLI: helpers shared by the verbs — option parsing from a table,
+ * number and size parsing, error and usage messages, JSON strings, the
+ * progress bar.  Everything here runs on the main thread only.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vhdkit.h"
+#include "cli.h"
+
+const char *cli_verb_name;
+int cli_json;
+
+const struct cli_choice cli_format_choices[] = {
+  { "vhdx", VHDKIT_FORMAT_VHDX }, { "raw", VHDKIT_FORMAT_RAW }, { NULL, 0 },
+};
+const struct cli_choice cli_create_type_choices[] = {
+  { "fixed", VHDKIT_TYPE_FIXED }, { "dynamic", VHDKIT_TYPE_DYNAMIC },
+  { "differencing", VHDKIT_TYPE_DIFFERENCING }, { NULL, 0 },
+};
+const struct cli_choice cli_convert_type_choices[] = {
+  { "fixed", VHDKIT_TYPE_FIXED }, { "dynamic", VHDKIT_TYPE_DYNAMIC },
+  { NULL, 0 },
+};
+
+/* ---- Numbers ---- */
+
+int
+cli_parse_number (const char *s, uint64_t max, uint64_t *out)
+{
+  static const char units[] = "KMGTPE";
+  bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+  unsigned long long v;
+  unsigned shift = 0;
+  char *end;
+
+  /* strtoull would accept leading spaces, signs and a second "0x". */
+  if (!isdigit ((unsigned char) s[0]) ||
+      (hex && !isxdigit ((unsigned char) s[2])))
+    goto invalid;
+  errno = 0;
+  v = strtoull (s, &end, hex ? 16 : 10);
+  if (errno == ERANGE)
+    goto range;
+  if (*end != '\0') {
+    const char *u = strchr (units, toupper ((unsigned char) *end));
+    if (hex)
+      goto invalid;
+    if (u != NULL) {
+      shift = 10 * (unsigned) (u - units + 1);
+      end++;
+    }
+    if (shift && end[0] == 'i' && end[1] == 'B')
+      end += 2;
+    else if (end[0] == 'B')
+      end++;
+    if (*end != '\0')
+      goto invalid;
+  }
+  if (v > (max >> shift))
+    goto range;
+  *out = (uint64_t) v << shift;
+  return 0;
+
+ invalid:
+  errno = EINVAL;
+  return -1;
+ range:
+  errno = ERANGE;
+  return -1;
+}
+
+/* ---- Options ---- */
+
+#define MAX_OPTS 32
+#define OPT_BASE 256            /* getopt values: OPT_BASE + table index */
+#define HELP_COLUMN 24
+
+static void
+print_help (const struct cli_verb *verb, const struct cli_opt *opts)
+{
+  const struct cli_opt *o;
+  char left[64];
+
+  printf ("Usage: vhdkit %s %s %s\n%s.\n\nOptions:\n",
+          verb->name, verb->operands, verb->synopsis, verb->summary);
+  for (o = opts; o->name; o++) {
+    if (o->metavar)
+      snprintf (left, sizeof left, "--%s=%s", o->name, o->metavar);
+    else
+      snprintf (left, sizeof left, "--%s", o->name);
+    if (strlen (left) > HELP_COLUMN)      /* help on a line of its own */
+      printf ("  %s\n  %-*s %s\n", left, HELP_COLUMN, "", o->help);
+    else
+      printf ("  %-*s %s\n", HELP_COLUMN, left, o->help);
+  }
+  printf ("  %-*s %s\n", HELP_COLUMN, "-h, --help", "show this help and exit");
+}
+
+static int
+store (struct cli_opt *o, const char *arg)
+{
+  const struct cli_choice *c;
+  uint64_t v;
+
+  switch (o->kind) {
+  case CLI_OPT_SET:
+    *(int *) o->target = o->value;
+    return 0;
+  case CLI_OPT_STRING:
+    *(const char **) o->target = arg;
+    return 0;
+  case CLI_OPT_U64:
+  case CLI_OPT_U32:
+    if (cli_parse_number (arg, o->kind == CLI_OPT_U32 ? UINT32_MAX
+                          : UINT64_MAX, &v) == -1)
+      return cli_usage ("--%s: %s: '%s'", o->name,
+                        errno == ERANGE ? "value too large" : "invalid number",
+                        arg);
+    if (o->kind == CLI_OPT_U32)
+      *(uint32_t *) o->target = (uint32_t) v;
+    else
+      *(uint64_t *) o->target = v;
+    return 0;
+  case CLI_OPT_CHOICE:
+    for (c = o->choices; c->name; c++) {
+      if (strcmp (c->name, arg) == 0) {
+        *(int *) o->target = c->value;
+        return 0;
+      }
+    }
+    return cli_usage ("--%s: invalid value '%s' (expected %s)",
+                      o->name, arg, o->metavar);
+  }
+  abort ();
+}
+
+int
+cli_parse_args (const struct cli_verb *verb, struct cli_opt *opts,
+                int argc, char **argv, char ***operands)
+{
+  struct option longopts[MAX_OPTS + 2];
+  size_t n;
+  int c, nops;
+
+  for (n = 0; opts[n].name; n++) {
+    assert (n < MAX_OPTS);
+    longopts[n] = (struct option) {
+      opts[n].name,
+      opts[n].kind == CLI_OPT_SET ? no_argument : required_argument,
+      NULL, OPT_BASE + (int) n
+    };
+  }
+  longopts[n++] = (struct option) { "help", no_argument, NULL, 'h' };
+  longopts[n] = (struct option) { NULL, 0, NULL, 0 };
+
+  opterr = 0;                   /* our messages, not getopt's */
+  optind = 1;
+  while ((c = getopt_long (argc, argv, ":h", longopts, NULL)) != -1) {
+    if (c == 'h') {
+      print_help (verb, opts);
+      return CLI_EXIT_OK;
+    }
+    if (c == ':')
+      return cli_usage ("option '%s' requires an argument", argv[optind - 1]);
+    if (c == '?') {
+      if (optopt >= OPT_BASE)
+        return cli_usage ("option '--%s' does not take an argument",
+                          opts[optopt - OPT_BASE].name);
+      if (optopt != 0)
+        return cli_usage ("invalid option -- '%c'", optopt);
+      return cli_usage ("unrecognized option '%s'", argv[optind - 1]);
+    }
+    if (store (&opts[c - OPT_BASE], optarg) != 0)
+      return CLI_EXIT_USAGE;
+    opts[c - OPT_BASE].given = true;
+  }
+
+  nops = argc - optind;
+  if (nops < verb->noperands)
+    return cli_usage ("missing operand (expected %s)", verb->operands);
+  if (nops > verb->noperands)
+    return cli_usage ("unexpected operand '%s'",
+                      argv[optind + verb->noperands]);
+  *operands = &argv[optind];
+  return CLI_CONTINUE;
+}
+
+bool
+cli_given (const struct cli_opt *opts, const char *name)
+{
+  for (; opts->name; opts++) {
+    if (strcmp (opts->name, name) == 0)
+      return opts->given;
+  }
+  abort ();                     /* a typo in a verb */
+}
+
+/* ---- Messages ---- */
+
+/* "vhdkit: VERB: " on stderr (no VERB outside one). */
+static void
+begin_message (void)
+{
+  fprintf (stderr, "vhdkit: ");
+  if (cli_verb_name)
+    fprintf (stderr, "%s: ", cli_verb_name);
+}
+
+static void
+vmessage (const char *prefix, const char *fmt, va_list ap)
+{
+  begin_message ();
+  fputs (prefix, stderr);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
+}
+
+int
+cli_usage (const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vmessage ("", fmt, ap);
+  va_end (ap);
+  if (cli_verb_name)
+    fprintf (stderr, "Try 'vhdkit %s --help'.\n", cli_verb_name);
+  else
+    fprintf (stderr, "Try 'vhdkit --help'.\n");
+  return CLI_EXIT_USAGE;
+}
+
+void
+cli_warning (const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vmessage ("warning: ", fmt, ap);
+  va_end (ap);
+}
+
+static int
+report (uint32_t code, const char *sentence)
+{
+  const char *name = vhdkit_rc_name (code);
+
+  begin_message ();
+  fprintf (stderr, "%s (%" PRIu32 "): %s\n",
+           name ? name : "Unknown error", code, sentence);
+  if (cli_json) {
+    printf ("{\"ReturnValue\":%" PRIu32 ",\"ErrorDescription\":", code);
+    cli_json_string (stdout, sentence);
+    printf ("}\n");
+  }
+  return CLI_EXIT_FAILURE;
+}
+
+int
+cli_error (uint32_t code, const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  int r;
+
+  va_start (ap, fmt);
+  r = vasprintf (&s, fmt, ap);
+  va_end (ap);
+  if (r == -1)
+    return report (code, fmt);
+  report (code, s);
+  free (s);
+  return CLI_EXIT_FAILURE;
+}
+
+int
+cli_lib_error (void)
+{
+  const char *s = vhdkit_get_error ();
+
+  return report (vhdkit_get_error_code (), s && *s ? s : "unknown error");
+}
+
+int
+cli_stdout_error (void)
+{
+  cli_json = 0;                 /* stdout is no place for the report */
+  if (errno == EPIPE)           /* the reader went away: not worth a word */
+    return CLI_EXIT_FAILURE;
+  return cli_error (VHDKIT_RC_FAILED, "write error on standard output%s%s",
+                    errno ? ": " : "", errno ? strerror (errno) : "");
+}
+
+int
+cli_finish_stdout (void)
+{
+  errno = 0;
+  if (fflush (stdout) == EOF || ferror (stdout)) {
+    int e = errno;
+    fclose (stdout);
+    errno = e;
+    return cli_stdout_error ();
+  }
+  if (fclose (stdout) == EOF)
+    return cli_stdout_error ();
+  return 0;
+}
+
+/* Length of the valid UTF-8 sequence at P (1 to 4), or 0 if invalid. */
+static size_t
+utf8_len (const unsigned char *p)
+{
+  uint32_t cp;
+  size_t n, i;
+
+  if (p[0] < 0x80)
+    return 1;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf)
+    n = 2, cp = p[0] & 0x1f;
+  else if (p[0] >= 0xe0 && p[0] <= 0xef)
+    n = 3, cp = p[0] & 0x0f;
+  else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+    n = 4, cp = p[0] & 0x07;
+  else
+    return 0;
+  for (i = 1; i < n; i++) {     /* stops at the NUL: it is no continuation */
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n;
+}
+
+void
+cli_json_string (FILE *fp, const char *s)
+{
+  const unsigned char *p = (const unsigned char *) s;
+  size_t n;
+
+  fputc ('"', fp);
+  while (*p) {
+    n = utf8_len (p);
+    if (n == 0) {
+      fputs ("\\ufffd", fp);
+      n = 1;
+    }
+    else if (n > 1)
+      fwrite (p, 1, n, fp);
+    else if (*p == '"' || *p == '\\')
+      fprintf (fp, "\\%c", *p);
+    else if (*p == '\n')
+      fputs ("\\n", fp);
+    else if (*p == '\t')
+      fputs ("\\t", fp);
+    else if (*p < 0x20 || *p == 0x7f)
+      fprintf (fp, "\\u%04x", *p);
+    else
+      fputc (*p, fp);
+    p += n;
+  }
+  fputc ('"', fp);
+}
+
+/* ---- Bulk I/O ---- */
+
+size_t
+cli_chunk_len (uint64_t offset, uint64_t remaining)
+{
+  uint64_t n = CLI_CHUNK - offset % CLI_CHUNK;
+
+  return (size_t) (n < remaining ? n : remaining);
+}
+
+/* ---- Progress ---- */
+
+#define BAR_WIDTH 30
+#define REDRAW_NS 100000000     /* 0.1 s */
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal (int sig)
+{
+  (void) sig;
+  interrupted = 1;
+}
+
+static double
+seconds (const struct timespec *a, const struct timespec *b)
+{
+  return (double) (b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Catch SIG unless it is ignored (nohup, background jobs); keep the old
+ * action in *OLD. */
+static void
+catch (int sig, struct sigaction *old)
+{
+  struct sigaction sa;
+
+  memset (&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_RESTART;   /* a second signal kills */
+  sigaction (sig, &sa, old);
+  if (old->sa_handler == SIG_IGN)
+    sigaction (sig, old, NULL);
+}
+
+void
+cli_progress_begin (struct cli_progress *p, int mode)
+{
+  memset (p, 0, sizeof *p);
+  p->draw = mode == -1 ? isatty (STDERR_FILENO) : mode;
+  clock_gettime (CLOCK_MONOTONIC, &p->start);
+  interrupted = 0;
+  catch (SIGINT, &p->old_int);
+  catch (SIGTERM, &p->old_term);
+}
+
+int
+cli_progress_update (void *opaque, uint64_t done, uint64_t total)
+{
+  static const char hashes[BAR_WIDTH + 1] = "##############################";
+  struct cli_progress *p = opaque;
+  struct timespec now;
+  double secs, pct;
+  int fill;
+
+  if (interrupted)
+    return 1;
+  if (!p->draw)
+    return 0;
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  if (p->drawn && done < total && seconds (&p->last, &now) < REDRAW_NS / 1e9)
+    return 0;
+  p->last = now;
+  p->drawn = true;
+
+  pct = total ? 100.0 * (double) done / (double) total : 0.0;
+  if (pct > 100.0)
+    pct = 100.0;
+  fill = (int) (pct * BAR_WIDTH / 100.0);
+  secs = seconds (&p->start, &now);
+  fprintf (stderr, "\r[%.*s%*s] %3d%% %8.1f MiB/s", fill, hashes,
+           BAR_WIDTH - fill, "", (int) pct,
+           secs > 0 ? (double) done / 1048576.0 / secs : 0.0);
+  return 0;
+}
+
+void
+cli_progress_end (struct cli_progress *p)
+{
+  if (p->drawn)
+    fputs ("\r\033[K", stderr);
+  sigaction (SIGINT, &p->old_int, NULL);
+  sigaction (SIGTERM, &p->old_term, NULL);
+}

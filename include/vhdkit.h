@@ -1,0 +1,194 @@
+/* vhdkit — virtual disks with resilient change tracking.
+ *
+ * This is the only public header of libvhdkit.  Everything a program may
+ * rely on is declared here; everything else is private to the library.
+ *
+ * Conventions (the same for every call):
+ *  - Calls return 0 (or a non-NULL pointer) on success and -1 (or NULL) on
+ *    failure.  On failure the cause is kept in thread-local state:
+ *    vhdkit_get_error() is a sentence naming the file and the cause,
+ *    vhdkit_get_errno() the underlying errno (0 if none), and
+ *    vhdkit_get_error_code() the Msvm_ImageManagementService return code
+ *    (VHDKIT_RC_*) that the service reports for it.
+ *  - The library never prints and never exits.
+ *  - A struct vhdkit_disk may be used from several threads at once; each
+ *    call takes the handle's lock for its duration.
+ *  - Offsets and lengths are in bytes and must be multiples of the disk's
+ *    logical sector size unless a call says otherwise.
+ */
+#ifndef VHDKIT_H
+#define VHDKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VHDKIT_VERSION_STRING "0.1.0"
+
+/* ---- Return codes (Msvm_ImageManagementService method results) ---- */
+#define VHDKIT_RC_OK                 0u
+#define VHDKIT_RC_JOB_STARTED     4096u
+#define VHDKIT_RC_FAILED         32768u
+#define VHDKIT_RC_ACCESS_DENIED  32769u
+#define VHDKIT_RC_NOT_SUPPORTED  32770u
+#define VHDKIT_RC_STATUS_UNKNOWN 32771u
+#define VHDKIT_RC_TIMEOUT        32772u
+#define VHDKIT_RC_INVALID_PARAMETER 32773u
+#define VHDKIT_RC_IN_USE         32774u
+#define VHDKIT_RC_INVALID_STATE  32775u
+#define VHDKIT_RC_INCORRECT_TYPE 32776u
+#define VHDKIT_RC_NOT_AVAILABLE  32777u
+#define VHDKIT_RC_OUT_OF_MEMORY  32778u
+#define VHDKIT_RC_FILE_NOT_FOUND 32779u
+
+/* The last error of the calling thread. */
+const char *vhdkit_get_error (void);
+int vhdkit_get_errno (void);
+uint32_t vhdkit_get_error_code (void);
+
+/* The documented name of a return code ("Invalid parameter"), or NULL. */
+const char *vhdkit_rc_name (uint32_t rc);
+
+/* ---- Formats and types (values of Msvm_VirtualHardDiskSettingData) ---- */
+#define VHDKIT_FORMAT_UNKNOWN 0
+#define VHDKIT_FORMAT_VHD     2   /* recognised, refused: not supported */
+#define VHDKIT_FORMAT_VHDX    3
+#define VHDKIT_FORMAT_VHDSET  4
+#define VHDKIT_FORMAT_RAW     32768 /* vendor value: a flat image file */
+
+#define VHDKIT_TYPE_UNKNOWN      0
+#define VHDKIT_TYPE_FIXED        2
+#define VHDKIT_TYPE_DYNAMIC      3
+#define VHDKIT_TYPE_DIFFERENCING 4
+
+/* Limits of the VHDX format (MS-VHDX 2.6.2). */
+#define VHDKIT_MAX_VIRTUAL_SIZE (UINT64_C(64) << 40)
+#define VHDKIT_MIN_BLOCK_SIZE   (UINT32_C(1) << 20)
+#define VHDKIT_MAX_BLOCK_SIZE   (UINT32_C(256) << 20)
+#define VHDKIT_DEFAULT_BLOCK_SIZE (UINT32_C(32) << 20)
+#define VHDKIT_DEFAULT_DIFF_BLOCK_SIZE (UINT32_C(2) << 20)
+
+/* Called during long operations.  Return non-zero to cancel; the operation
+ * then fails with VHDKIT_RC_FAILED and ECANCELED, leaving the files in a
+ * consistent state. */
+typedef int (*vhdkit_progress_fn) (void *opaque, uint64_t done, uint64_t total);
+
+/* ---- Creating images ---- */
+struct vhdkit_create_params {
+  int format;                    /* VHDKIT_FORMAT_VHDX or _RAW; 0 = from the
+                                    path's extension (.vhdx/.avhdx, else raw) */
+  int type;                      /* VHDKIT_TYPE_*; 0 = dynamic, or
+                                    differencing when parent is set */
+  uint64_t size;                 /* virtual size; 0 with a parent = parent's */
+  uint32_t block_size;           /* 0 = 32 MiB (2 MiB for differencing) */
+  uint32_t logical_sector_size;  /* 0 = 512; 512 or 4096 */
+  uint32_t physical_sector_size; /* 0 = 4096; 512 or 4096 */
+  const char *parent;            /* differencing: the parent's path */
+  vhdkit_progress_fn progress;   /* fixed images are written in full */
+  void *progress_opaque;
+};
+
+/* Create a new image.  Fails with VHDKIT_RC_INVALID_PARAMETER if the path
+ * already exists.  A differencing child records the parent's DataWriteGuid
+ * and a relative path to it (MS-VHDX 2.6.2.6.3). */
+int vhdkit_disk_create (const char *path, const struct vhdkit_create_params *p);
+
+/* ---- Opening images ---- */
+#define VHDKIT_OPEN_RDONLY    0u
+#define VHDKIT_OPEN_RDWR      1u
+#define VHDKIT_OPEN_NO_PARENT 2u   /* do not open the parent chain: reads of
+                                      sectors that live in a parent fail */
+#define VHDKIT_OPEN_RAW       4u   /* treat the file as a raw image */
+
+struct vhdkit_disk;
+
+/* Open an image.  VHDX logs are replayed before any other I/O (in memory
+ * when read-only).  A read-write open takes an exclusive lock on the file;
+ * a second writer gets VHDKIT_RC_IN_USE. */
+struct vhdkit_disk *vhdkit_disk_open (const char *path, unsigned flags);
+
+/* Flush and close.  Returns -1 if data could not be made durable; the
+ * handle is freed either way. */
+int vhdkit_disk_close (struct vhdkit_disk *d);
+
+int vhdkit_disk_pread (struct vhdkit_disk *d, void *buf, size_t count,
+                       uint64_t offset);
+int vhdkit_disk_pwrite (struct vhdkit_disk *d, const void *buf, size_t count,
+                        uint64_t offset);
+/* Make the range read as zeros.  Whole blocks are released to the ZERO
+ * state where the format allows it; partial blocks are written. */
+int vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t offset);
+/* Discard (unmap) a range.  Afterwards the range reads as zeros: vhdkit
+ * gives discard the same defined result as zero so that a read never
+ * returns stale data. */
+int vhdkit_disk_discard (struct vhdkit_disk *d, uint64_t count,
+                         uint64_t offset);
+/* Make every completed write durable (data, then metadata via the log). */
+int vhdkit_disk_flush (struct vhdkit_disk *d);
+
+/* What Msvm_VirtualHardDiskSettingData and Msvm_VirtualHardDiskState say. */
+struct vhdkit_disk_info {
+  int format;                    /* VHDKIT_FORMAT_* */
+  int type;                      /* VHDKIT_TYPE_* */
+  uint64_t virtual_size;         /* MaxInternalSize */
+  uint64_t min_internal_size;    /* smallest size a shrink could reach */
+  uint64_t file_size;            /* FileSize: bytes of the file on disk */
+  uint32_t block_size;           /* 0 for raw */
+  uint32_t logical_sector_size;
+  uint32_t physical_sector_size;
+  char virtual_disk_id[40];      /* "{xxxxxxxx-...}", empty for raw */
+  char data_write_guid[40];      /* the header's DataWriteGuid (VHDX) */
+  char parent_linkage[40];       /* differencing: the recorded linkage */
+  unsigned chain_depth;          /* 1 for a disk without parent */
+  uint64_t allocated_bytes;      /* payload bytes allocated in this file */
+  unsigned fragmentation_percentage;
+  const char *path;              /* owned by the handle */
+  const char *parent_path;       /* owned by the handle; NULL if none */
+};
+int vhdkit_disk_get_info (struct vhdkit_disk *d, struct vhdkit_disk_info *info);
+
+/* Extent map.  The callback receives consecutive extents covering
+ * [offset, offset+length) with flags: */
+#define VHDKIT_EXTENT_ZERO 1u      /* reads as zeros */
+#define VHDKIT_EXTENT_HOLE 2u      /* not allocated anywhere in the chain */
+typedef int (*vhdkit_extent_fn) (void *opaque, uint64_t offset,
+                                 uint64_t length, unsigned flags);
+int vhdkit_disk_map (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
+                     vhdkit_extent_fn fn, void *opaque);
+
+/* Change the virtual size.  Growing adds zeros; shrinking is refused with
+ * VHDKIT_RC_INVALID_PARAMETER unless the removed tail holds no data. */
+int vhdkit_disk_resize (struct vhdkit_disk *d, uint64_t new_size);
+
+/* ---- Whole-file operations ---- */
+
+/* Merge a differencing image into its parent: every sector present in
+ * the child is written to the parent, which stays valid and openable at
+ * every instant.  The child is left in place (it no longer matches its
+ * parent's DataWriteGuid). */
+int vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
+                       void *opaque);
+
+/* Copy SRC into a new image DST created with P (P->size 0 = SRC's size,
+ * P->logical_sector_size 0 = SRC's).  Zero and unallocated ranges stay
+ * unallocated in DST. */
+int vhdkit_disk_convert (const char *src, const char *dst,
+                         const struct vhdkit_create_params *p);
+
+/* Validate structure and chain without changing anything.  Each problem
+ * found is passed to REPORT (may be NULL).  Returns 0 if the image is
+ * sound, 1 if problems were found, -1 if it could not be checked at all. */
+typedef void (*vhdkit_report_fn) (void *opaque, const char *problem);
+int vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque);
+
+/* Probe the format of a file from its contents (VHDKIT_FORMAT_*). */
+int vhdkit_probe_format (const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VHDKIT_H */

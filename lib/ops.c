@@ -1,0 +1,270 @@
+/* Whole-file operations built on the disk API: create (dispatch by
+ * format), convert, merge, check (dispatch).  They own their handles
+ * for the duration of the call and take no locks beyond the handles'. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "vhdx/vhdx.h"
+
+static int
+format_for (const char *path, int format)
+{
+  if (format) return format;
+  return path_has_vhdx_ext (path) ? VHDKIT_FORMAT_VHDX : VHDKIT_FORMAT_RAW;
+}
+
+int
+vhdkit_disk_create (const char *path, const struct vhdkit_create_params *p)
+{
+  clear_error ();
+  if (!path || !*path || !p) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "create: no path or parameters given");
+    return -1;
+  }
+  switch (format_for (path, p->format)) {
+  case VHDKIT_FORMAT_VHDX: return vhdx_create (path, p);
+  case VHDKIT_FORMAT_RAW:
+    if (access (path, F_OK) == 0) {
+      set_error (VHDKIT_RC_INVALID_PARAMETER, EEXIST, "%s: already exists", path);
+      return -1;
+    }
+    return raw_create (path, p);
+  default:
+    set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: vhdkit creates VHDX and raw images only", path);
+    return -1;
+  }
+}
+
+/* ---- convert ---- */
+
+struct copy {
+  struct vhdkit_disk *src, *dst;
+  uint8_t *buf;
+  size_t bufsize;
+  uint64_t total;
+  vhdkit_progress_fn progress;
+  void *opaque;
+  int failed;
+};
+
+static bool
+all_zero (const uint8_t *p, size_t n)
+{
+  /* Compare in words; buffers are aligned by malloc. */
+  const uint64_t *w = (const uint64_t *) p;
+  for (size_t i = 0; i < n / 8; i++)
+    if (w[i]) return false;
+  for (size_t i = n / 8 * 8; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+/* Copy [off, off+len) from src to dst, skipping runs of zeros so the
+ * destination stays sparse. */
+static int
+copy_range (struct copy *c, uint64_t off, uint64_t len)
+{
+  const size_t grain = 64 * 1024;
+  while (len) {
+    size_t n = len < c->bufsize ? (size_t) len : c->bufsize;
+    if (disk_pread_unlocked (c->src, c->buf, n, off) == -1) return -1;
+    for (size_t k = 0; k < n; ) {
+      size_t m = n - k < grain ? n - k : grain;
+      if (all_zero (c->buf + k, m)) { k += m; continue; }
+      /* Extend over following non-zero grains for one larger write. */
+      size_t e = k + m;
+      while (e < n) {
+        size_t q = n - e < grain ? n - e : grain;
+        if (all_zero (c->buf + e, q)) break;
+        e += q;
+      }
+      if (c->dst->drv->pwrite (c->dst, c->buf + k, e - k, off + k) == -1) return -1;
+      k = e;
+    }
+    off += n; len -= n;
+    if (c->progress && c->progress (c->opaque, off, c->total)) {
+      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int
+convert_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct copy *c = opaque;
+  if (flags & VHDKIT_EXTENT_ZERO) {
+    if (c->progress && c->progress (c->opaque, off + len, c->total)) {
+      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
+      c->failed = 1;
+      return -1;
+    }
+    return 0;           /* a new image reads zeros already */
+  }
+  if (copy_range (c, off, len) == -1) { c->failed = 1; return -1; }
+  return 0;
+}
+
+int
+vhdkit_disk_convert (const char *src, const char *dst,
+                     const struct vhdkit_create_params *p)
+{
+  clear_error ();
+  struct vhdkit_create_params cp = p ? *p : (struct vhdkit_create_params) { 0 };
+  struct vhdkit_disk *s = vhdkit_disk_open (src, VHDKIT_OPEN_RDONLY);
+  if (!s) return -1;
+  if (!cp.size) cp.size = s->size;
+  if (!cp.logical_sector_size) cp.logical_sector_size = s->lss;
+  if (!cp.physical_sector_size) cp.physical_sector_size = s->pss;
+  if (cp.parent || cp.type == VHDKIT_TYPE_DIFFERENCING) {
+    vhdkit_disk_close (s);
+    set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: convert makes fixed or dynamic images, not differencing ones", dst);
+    return -1;
+  }
+  if (cp.size < s->size) {
+    vhdkit_disk_close (s);
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: size %" PRIu64 " is smaller than the source's %" PRIu64,
+               dst, cp.size, s->size);
+    return -1;
+  }
+  vhdkit_progress_fn prog = cp.progress;
+  cp.progress = NULL;   /* creation of a fixed image is quick */
+  if (vhdkit_disk_create (dst, &cp) == -1) { vhdkit_disk_close (s); return -1; }
+  struct vhdkit_disk *d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR | (format_for (dst, cp.format) == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0));
+  struct copy c = { .src = s, .dst = d, .total = s->size, .progress = prog,
+                    .opaque = p ? p->progress_opaque : NULL, .bufsize = 4 * MiB };
+  int r = -1;
+  if (!d) goto out;
+  if (!(c.buf = malloc (c.bufsize))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
+  r = vhdkit_disk_map (s, 0, s->size, convert_extent, &c);
+  if (r == 0 && prog) prog (c.opaque, s->size, s->size);
+ out:
+  free (c.buf);
+  if (d) {
+    int e = vhdkit_disk_close (d);
+    if (r == 0) r = e;
+  }
+  vhdkit_disk_close (s);
+  if (r == -1) {
+    char save[1024];
+    snprintf (save, sizeof save, "%s", vhdkit_get_error ());
+    uint32_t rc = vhdkit_get_error_code ();
+    unlink (dst);
+    set_error (rc ? rc : VHDKIT_RC_FAILED, 0, "%s", save);
+  }
+  return r;
+}
+
+/* ---- merge ---- */
+
+struct merge {
+  struct vhdkit_disk *child, *parent;
+  uint8_t *buf;
+  uint64_t total;
+  vhdkit_progress_fn progress;
+  void *opaque;
+};
+
+static int
+merge_extent (void *opaque, uint64_t off, uint64_t len, int what)
+{
+  struct merge *m = opaque;
+  int r = 0;
+  if (what == LAYER_ZERO)
+    r = m->parent->drv->zero (m->parent, len, off);
+  else if (what == LAYER_DATA) {
+    for (uint64_t done = 0; done < len && r == 0; ) {
+      size_t n = len - done < 4 * MiB ? (size_t) (len - done) : 4 * MiB;
+      r = m->child->drv->pread (m->child, m->buf, n, off + done);
+      if (r == 0) r = m->parent->drv->pwrite (m->parent, m->buf, n, off + done);
+      done += n;
+    }
+  }
+  if (r == 0 && m->progress && m->progress (m->opaque, off + len, m->total)) {
+    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: merge cancelled", m->child->path);
+    r = -1;
+  }
+  return r;
+}
+
+/* Merge (docs/CRASH-SAFETY.md VX-8): first the child records, as
+ * parent_linkage2, the DataWriteGuid the parent will take; then the
+ * parent is written.  At every instant the child opens against its
+ * parent and reads the same data, so an interrupted merge is finished by
+ * running it again. */
+int
+vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
+                   void *opaque)
+{
+  clear_error ();
+  struct vhdkit_disk *c = vhdkit_disk_open (child_path, VHDKIT_OPEN_RDWR);
+  if (!c) return -1;
+  struct merge m = { .child = c, .progress = progress, .opaque = opaque, .total = c->size };
+  int r = -1;
+  if (!c->parent) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: not a differencing image: nothing to merge", child_path);
+    goto out;
+  }
+  char *ppath = strdup (c->parent_path);
+  if (!ppath) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
+  struct guid next;
+  if (guid_generate (&next) == -1) {
+    set_error_errno (errno, "%s: random GUID", child_path);
+    free (ppath);
+    goto out;
+  }
+  if (vhdx_set_linkage2 (c, &next) == -1) { free (ppath); goto out; }
+  /* The child's own parent handle is read-only; the merge writes
+   * through a second, writable one. */
+  disk_close_unlocked (c->parent);
+  c->parent = NULL;
+  m.parent = vhdkit_disk_open (ppath, VHDKIT_OPEN_RDWR);
+  free (ppath);
+  if (!m.parent) { error_prefix ("%s: merge", child_path); goto out; }
+  if (vhdx_preset_data_write_guid (m.parent, &next) == -1) goto out;
+  if (m.parent->size < c->size &&
+      m.parent->drv->resize (m.parent, c->size) == -1)
+    goto out;
+  if (!(m.buf = malloc (4 * MiB))) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
+  r = c->drv->map_layer (c, 0, c->size, merge_extent, &m);
+  if (r == 0) r = m.parent->drv->flush (m.parent);
+ out:
+  free (m.buf);
+  if (m.parent && vhdkit_disk_close (m.parent) == -1) r = -1;
+  if (vhdkit_disk_close (c) == -1) r = -1;
+  return r;
+}
+
+int
+vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque)
+{
+  clear_error ();
+  if (!path || !*path) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
+    return -1;
+  }
+  int fmt = vhdkit_probe_format (path);
+  if (fmt == VHDKIT_FORMAT_UNKNOWN) {
+    /* A file that exists but is not a recognisable image is a finding. */
+    if (vhdkit_get_error_code () == VHDKIT_RC_FAILED) {
+      if (report) report (opaque, vhdkit_get_error ());
+      return 1;
+    }
+    return -1;
+  }
+  if (fmt == VHDKIT_FORMAT_VHDX)
+    return vhdx_check (path, report, opaque);
+  struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
+  if (!d) {
+    if (report && vhdkit_get_error_code () == VHDKIT_RC_NOT_SUPPORTED) return -1;
+    return -1;
+  }
+  vhdkit_disk_close (d);
+  return 0;
+}

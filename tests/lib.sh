@@ -1,0 +1,70 @@
+# Common helpers for shell tests.  Source it first: . "$(dirname "$0")/../lib.sh"
+#
+# Contract with tests/run.sh:
+#   exit 0  = passed, exit 77 = skipped (say why on stderr, loudly),
+#   anything else = failed.
+# Environment (set by tests/run.sh, with defaults for running a test alone):
+#   VHDKIT         the vhdkit binary under test
+#   VHDKIT_BUILD   the build directory (unit binaries, fuzz targets)
+#   VHDKIT_CORPUS  the read-only corpus of foreign images
+#   T              a fresh temporary directory, removed on exit
+set -eu
+set -o pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${VHDKIT_BUILD:=$TOP/build}"
+: "${VHDKIT:=$VHDKIT_BUILD/vhdkit}"
+: "${VHDKIT_CORPUS:=$TOP/../shared/corpus}"
+export VHDKIT VHDKIT_BUILD VHDKIT_CORPUS
+# Debian's python3 carries python3-libvhdi; another python3 may come first.
+PY=/usr/bin/python3
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vhdkit-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+
+fail () { echo "FAIL: $*" >&2; exit 1; }
+skip () { echo "SKIPPED: $*" >&2; exit 77; }
+info () { echo "# $*" >&2; }
+
+# A tool the test needs: its absence is a failure (make test installs it).
+need () {
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null 2>&1 || fail "required tool '$c' is not installed (run scripts/install-deps.sh)"
+  done
+}
+
+# corpus_file REL: print the path of corpus file REL, decompressed into $T
+# if it ends in .gz/.xz/.bz2.  A missing corpus skips the test loudly.
+corpus_file () {
+  local rel=$1 src dst
+  if [ ! -d "$VHDKIT_CORPUS" ]; then
+    skip "corpus not found at VHDKIT_CORPUS=$VHDKIT_CORPUS — foreign-image tests did NOT run"
+  fi
+  src=$VHDKIT_CORPUS/$rel
+  [ -e "$src" ] || fail "corpus file $src is missing"
+  case "$src" in
+    *.gz)  dst=$T/$(basename "${rel%.gz}");  [ -e "$dst" ] || gzip -dc "$src" > "$dst" ;;
+    *.xz)  dst=$T/$(basename "${rel%.xz}");  [ -e "$dst" ] || xz -dc "$src" > "$dst" ;;
+    *.bz2) dst=$T/$(basename "${rel%.bz2}"); [ -e "$dst" ] || bzip2 -dc "$src" > "$dst" ;;
+    *)     dst=$src ;;
+  esac
+  printf '%s\n' "$dst"
+}
+
+# expect_fail CODE CMD...: CMD must fail and its stderr must name return
+# code CODE as "(CODE)".  Prints the stderr.
+expect_fail () {
+  local code=$1; shift
+  local err=$T/expect_fail.err
+  if "$@" >/dev/null 2>"$err"; then
+    fail "expected '$*' to fail with $code, but it succeeded"
+  fi
+  grep -q "($code)" "$err" || fail "expected '$*' to fail with ($code), got: $(cat "$err")"
+  cat "$err" >&2
+}
+
+# The sha256 of the whole virtual disk as vhdkit reads it.
+vhdkit_sha () {
+  "$VHDKIT" read "$1" | sha256sum | cut -d' ' -f1
+}
