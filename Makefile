@@ -24,7 +24,8 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 .PHONY: all deps test run asan fuzz bench clean
-all: $(B)/libvhdkit.a $(B)/libvhdkit.so $(B)/vhdkit $(UNIT_BIN)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
+all: $(B)/libvhdkit.a $(B)/libvhdkit.so $(B)/vhdkit $(UNIT_BIN) $(FUZZ_REPLAY)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,10 +60,25 @@ run: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-FUZZ_SECONDS ?= 600
+# libFuzzer targets: each tests/fuzz/fuzz-NAME.c runs for FUZZ_SECONDS
+# (default 30 minutes each) from its seeds; crashers land in
+# build-fuzz/crashers-NAME/.  `make test` replays seeds and known crashers
+# through $(B)/tests/fuzz-NAME-replay without libFuzzer.
+FUZZ_SECONDS ?= 1800
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=%)
 fuzz:
-	$(MAKE) B=build-fuzz CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" LDFLAGS="-fsanitize=address,undefined" $(B:build=build-fuzz)/libvhdkit.a build-fuzz/libvhdkit.a
-	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	$(MAKE) B=build-fuzz CC=clang WARN="-Wall -Wextra -Wno-unused-parameter -Werror" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" \
+	  build-fuzz/libvhdkit.a
+	for n in $(FUZZ_NAMES); do \
+	  clang $(CPPFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined \
+	    tests/fuzz/fuzz-$$n.c build-fuzz/libvhdkit.a -pthread -o build-fuzz/fuzz-$$n || exit 1; \
+	done
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+$(B)/tests/fuzz-%-replay: tests/fuzz/fuzz-%.c tests/fuzz/replay-main.c $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay-main.c $(B)/libvhdkit.a $(LDLIBS)
 
 bench: all
 	bench/run.sh

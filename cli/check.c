@@ -1,15 +1,19 @@
 /* vhdkit check: validate an image and its parent chain without changing
  * anything.  Text mode prints one "PATH: problem" line per problem as the
- * library finds it; JSON mode collects them and prints one object at the
- * end.  Exit status 0 = sound, 1 = problems found or not checkable.
+ * library finds it (a problem that already begins with "PATH: " is not
+ * prefixed twice; one that names a parent keeps both names).  JSON mode
+ * collects the problems and prints one object at the end.
+ * Exit status 0 = sound, 1 = problems found or not checkable.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "vhdkit.h"
 #include "cli.h"
 
 struct problems {
   const char *path;
+  size_t path_len;
   FILE *json;                   /* the JSON array's items, or NULL */
   size_t count;
 };
@@ -23,6 +27,9 @@ report (void *opaque, const char *problem)
     fputs (pr->count ? ",\n    " : "\n    ", pr->json);
     cli_json_string (pr->json, problem);
   }
+  else if (strncmp (problem, pr->path, pr->path_len) == 0 &&
+           strncmp (problem + pr->path_len, ": ", 2) == 0)
+    printf ("%s\n", problem);   /* it names PATH already */
   else
     printf ("%s: %s\n", pr->path, problem);
   pr->count++;
@@ -31,7 +38,7 @@ report (void *opaque, const char *problem)
 static int
 run (int argc, char **argv)
 {
-  struct problems pr = { NULL, NULL, 0 };
+  struct problems pr = { NULL, 0, NULL, 0 };
   char **ops, *items = NULL;
   size_t items_len = 0;
   int r;
@@ -45,6 +52,7 @@ run (int argc, char **argv)
   if (r != CLI_CONTINUE)
     return r;
   pr.path = ops[0];
+  pr.path_len = strlen (pr.path);
   if (cli_json && (pr.json = open_memstream (&items, &items_len)) == NULL)
     return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory", pr.path);
 

@@ -96,7 +96,9 @@ same_sha "parent unchanged at 703M..706M" \
 echo
 echo "== Consistency checks"
 step "vhdkit check base.vhdx"
+echo "  base.vhdx: no problems found"
 step "vhdkit check child.avhdx"
+echo "  child.avhdx: no problems found"
 
 echo
 echo "== Convert the child (with its parent's data) to raw and compare"
