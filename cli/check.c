@@ -4,6 +4,10 @@
  * prefixed twice; one that names a parent keeps both names).  JSON mode
  * collects the problems and prints one object at the end.
  * Exit status 0 = sound, 1 = problems found or not checkable.
+ *
+ * --repair first opens the image read-write once: that replays a pending
+ * VHDX log into the file and flushes (what a crash leaves behind).  It
+ * mends nothing else; the check that follows says what remains.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +45,12 @@ run (int argc, char **argv)
   struct problems pr = { NULL, 0, NULL, 0 };
   char **ops, *items = NULL;
   size_t items_len = 0;
-  int r;
+  int r, status, repair = 0;
   struct cli_opt opts[] = {
     CLI_FLAG ("json", &cli_json, 1,
               "print {\"Path\", \"Valid\", \"Problems\"} as one JSON object"),
+    CLI_FLAG ("repair", &repair, 1,
+              "first replay a pending log into the file"),
     CLI_END,
   };
 
@@ -53,27 +59,39 @@ run (int argc, char **argv)
     return r;
   pr.path = ops[0];
   pr.path_len = strlen (pr.path);
+  if (repair) {
+    struct vhdkit_disk *d = vhdkit_disk_open (pr.path, VHDKIT_OPEN_RDWR);
+
+    if (d == NULL || vhdkit_disk_close (d) == -1)
+      return cli_lib_error ();
+  }
   if (cli_json && (pr.json = open_memstream (&items, &items_len)) == NULL)
     return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory", pr.path);
 
   r = vhdkit_check (pr.path, report, &pr);
-  if (r == -1)
-    cli_lib_error ();
-  if (pr.json && (fclose (pr.json) == EOF || items == NULL)) {
+  if (pr.json && fclose (pr.json) == EOF) {
     free (items);
-    return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory", pr.path);
+    items = NULL;
   }
-  if (cli_json && r != -1) {
-    printf ("{\n  \"Path\": ");
-    cli_json_string (stdout, pr.path);
-    printf (",\n  \"Valid\": %s,\n  \"Problems\": [%s%s]\n}\n",
-            r == 0 ? "true" : "false", items, pr.count ? "\n  " : "");
+  if (r == -1)
+    status = cli_lib_error ();
+  else if (cli_json && items == NULL)
+    status = cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory",
+                        pr.path);
+  else {
+    if (cli_json) {
+      printf ("{\n  \"Path\": ");
+      cli_json_string (stdout, pr.path);
+      printf (",\n  \"Valid\": %s,\n  \"Problems\": [%s%s]\n}\n",
+              r == 0 ? "true" : "false", items, pr.count ? "\n  " : "");
+    }
+    status = r == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
   }
   free (items);
-  return r == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+  return status;
 }
 
 const struct cli_verb cli_verb_check = {
-  "check", "PATH", 1, "[--json]",
+  "check", "PATH", 1, "[--json] [--repair]",
   "Validate an image and its parent chain", run,
 };

@@ -2,9 +2,9 @@
  * (Msvm_VirtualHardDiskSettingData / Msvm_VirtualHardDiskState), plus a
  * few vhdkit extras, as aligned "Name: value" lines or one JSON object.
  *
- * A differencing image whose chain cannot be opened (parent missing, or
- * modified since the child was made) is still described: the image is
- * reopened without its chain and a warning names the cause.
+ * A differencing image whose parent (or a further ancestor) is missing is
+ * still described: the image is reopened without its chain and a warning
+ * names the cause.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -102,29 +102,31 @@ print_json (const struct field *f, size_t n)
   printf ("\n}\n");
 }
 
-/* Open PATH read-only.  If that fails, try the image alone: when only
- * its chain is at fault (a parent missing, or modified since the child
- * was made) the caller still describes it, with the reason left in *WHY
- * (to be freed, together with its code in *WHY_CODE).  NULL after
- * reporting the first error. */
+/* Open PATH read-only.  If that fails with File not found, which may
+ * mean a parent is missing, try the image alone: the caller describes a
+ * differencing image anyway, with the reason left in *WHY (to be freed).
+ * Any other failure (a broken linkage, a parent loop) is reported as is.
+ * NULL after reporting. */
 static struct vhdkit_disk *
-open_image (const char *path, char **why, uint32_t *why_code)
+open_image (const char *path, char **why)
 {
   struct vhdkit_disk *d;
 
   *why = NULL;
   d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
-  if (d)
+  if (d || vhdkit_get_error_code () != VHDKIT_RC_FILE_NOT_FOUND) {
+    if (d == NULL)
+      cli_lib_error ();
     return d;
-  *why_code = vhdkit_get_error_code ();
+  }
   *why = strdup (vhdkit_get_error ());
   if (*why == NULL) {
     cli_lib_error ();
     return NULL;
   }
   d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY | VHDKIT_OPEN_NO_PARENT);
-  if (d == NULL) {              /* the image itself is at fault */
-    cli_error (*why_code, "%s", *why);
+  if (d == NULL) {              /* the image itself is missing */
+    cli_error (VHDKIT_RC_FILE_NOT_FOUND, "%s", *why);
     free (*why);
     *why = NULL;
   }
@@ -137,7 +139,6 @@ run (int argc, char **argv)
   struct vhdkit_disk_info i;
   struct vhdkit_disk *d;
   char **ops, *why;
-  uint32_t why_code = 0;
   int r;
   struct cli_opt opts[] = {
     CLI_FLAG ("json", &cli_json, 1, "print one JSON object"),
@@ -148,13 +149,13 @@ run (int argc, char **argv)
   if (r != CLI_CONTINUE)
     return r;
 
-  d = open_image (ops[0], &why, &why_code);
+  d = open_image (ops[0], &why);
   if (d == NULL)
     return CLI_EXIT_FAILURE;
   if (vhdkit_disk_get_info (d, &i) == -1)
     r = cli_lib_error ();
   else if (why && i.type != VHDKIT_TYPE_DIFFERENCING)
-    r = cli_error (why_code, "%s", why);
+    r = cli_error (VHDKIT_RC_FILE_NOT_FOUND, "%s", why);
   else {
     const struct field f[] = {
       { "Path", BOTH, STR, i.path, 0 },

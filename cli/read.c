@@ -1,6 +1,8 @@
 /* vhdkit read: copy a range of the virtual disk to stdout, in chunks of
- * up to CLI_CHUNK aligned to CLI_CHUNK.  If stdout goes away (EPIPE) the
- * command stops quietly with exit status 1.
+ * up to CLI_CHUNK aligned to CLI_CHUNK.  Output stops at the end of the
+ * disk (--length is a maximum, as for head -c), so that one command can
+ * view a disk before and after a resize.  If stdout goes away (EPIPE)
+ * the command stops quietly with exit status 1.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -63,7 +65,7 @@ run (int argc, char **argv)
   struct cli_opt opts[] = {
     CLI_ARG ("offset", CLI_OPT_U64, &offset, "N", "where to start (default 0)"),
     CLI_ARG ("length", CLI_OPT_U64, &length, "N",
-             "how many bytes (default: to the end of the disk)"),
+             "at most N bytes (default: to the end of the disk)"),
     CLI_END,
   };
 
@@ -80,14 +82,12 @@ run (int argc, char **argv)
     r = cli_error (VHDKIT_RC_INVALID_PARAMETER,
                    "%s: offset %" PRIu64 " is beyond the end of the disk "
                    "(%" PRIu64 " bytes)", ops[0], offset, info.virtual_size);
-  else if (cli_given (opts, "length") && length > info.virtual_size - offset)
-    r = cli_error (VHDKIT_RC_INVALID_PARAMETER,
-                   "%s: offset %" PRIu64 " + length %" PRIu64 " is beyond "
-                   "the end of the disk (%" PRIu64 " bytes)",
-                   ops[0], offset, length, info.virtual_size);
-  else
-    r = copy_out (d, offset, cli_given (opts, "length") ? length
-                  : info.virtual_size - offset);
+  else {
+    uint64_t rest = info.virtual_size - offset;
+
+    r = copy_out (d, offset,
+                  cli_given (opts, "length") && length < rest ? length : rest);
+  }
   if (vhdkit_disk_close (d) == -1 && r == CLI_EXIT_OK)
     r = cli_lib_error ();
   return r;

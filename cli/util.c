@@ -285,8 +285,11 @@ int
 cli_lib_error (void)
 {
   const char *s = vhdkit_get_error ();
+  uint32_t code = vhdkit_get_error_code ();
 
-  return report (vhdkit_get_error_code (), s && *s ? s : "unknown error");
+  /* A failure never reads "Completed with No Error". */
+  return report (code != VHDKIT_RC_OK ? code : VHDKIT_RC_FAILED,
+                 s && *s ? s : "unknown error");
 }
 
 int

@@ -140,7 +140,8 @@ struct vhdkit_disk_info {
   uint32_t block_size;           /* 0 for raw */
   uint32_t logical_sector_size;
   uint32_t physical_sector_size;
-  char virtual_disk_id[40];      /* "{xxxxxxxx-...}", empty for raw */
+  char virtual_disk_id[40];      /* "XXXXXXXX-XXXX-..." as Get-VHD prints
+                                    DiskIdentifier; empty for raw */
   char data_write_guid[40];      /* the header's DataWriteGuid (VHDX) */
   char parent_linkage[40];       /* differencing: the recorded linkage */
   unsigned chain_depth;          /* 1 for a disk without parent */
@@ -168,8 +169,11 @@ int vhdkit_disk_resize (struct vhdkit_disk *d, uint64_t new_size);
 
 /* Merge a differencing image into its parent: every sector present in
  * the child is written to the parent, which stays valid and openable at
- * every instant.  The child is left in place (it no longer matches its
- * parent's DataWriteGuid). */
+ * every instant.  First the child records the parent's next
+ * DataWriteGuid as parent_linkage2, so the child keeps opening against
+ * the parent throughout and afterwards (it then holds nothing the parent
+ * lacks and may be deleted).  An interrupted merge is completed by
+ * running it again. */
 int vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
                        void *opaque);
 

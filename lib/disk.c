@@ -332,6 +332,20 @@ map_chain (struct vhdkit_disk *d, uint64_t off, uint64_t len, struct compose *c)
   return d->drv->map_layer (d, off, len, layer_cb, c);
 }
 
+/* The composed map of [offset, offset+length), lock held. */
+static int
+map_locked (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
+            vhdkit_extent_fn fn, void *opaque)
+{
+  struct compose c = { .d = d, .fn = fn, .opaque = opaque };
+  int r = map_chain (d, offset, length, &c);
+  if (r == 0 && c.len && fn (opaque, c.off, c.len, c.flags) != 0)
+    r = -1;
+  if (r == -1 && vhdkit_get_error_code () == VHDKIT_RC_OK)
+    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->path);
+  return r;
+}
+
 int
 vhdkit_disk_map (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
                  vhdkit_extent_fn fn, void *opaque)
@@ -339,15 +353,39 @@ vhdkit_disk_map (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
   clear_error ();
   if (check_range (d, "map", length, offset, false) == -1) return -1;
   if (length == 0) return 0;
-  struct compose c = { .d = d, .fn = fn, .opaque = opaque };
-  pthread_mutex_lock (&d->lock);
-  int r = map_chain (d, offset, length, &c);
-  if (r == 0 && c.len && fn (opaque, c.off, c.len, c.flags) != 0)
-    r = -1;
-  pthread_mutex_unlock (&d->lock);
-  if (r == -1 && vhdkit_get_error_code () == VHDKIT_RC_OK)
-    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->path);
-  return r;
+  return LOCKED (d, map_locked (d, offset, length, fn, opaque));
+}
+
+/* Shrinking: every extent of the removed tail that is not known to read
+ * as zeros is read and must be zeros. */
+static int
+tail_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct vhdkit_disk *d = opaque;
+  if (flags & VHDKIT_EXTENT_ZERO) return 0;
+  static _Thread_local uint8_t buf[1 << 20];
+  for (uint64_t done = 0; done < len; ) {
+    size_t n = len - done < sizeof buf ? (size_t) (len - done) : sizeof buf;
+    if (disk_pread_unlocked (d, buf, n, off + done) == -1) return -1;
+    for (size_t i = 0; i < n; i++)
+      if (buf[i]) {
+        set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+                   "%s: cannot shrink: byte %" PRIu64 " beyond the new size holds data",
+                   d->path, off + done + i);
+        return -1;
+      }
+    done += n;
+  }
+  return 0;
+}
+
+static int
+resize_locked (struct vhdkit_disk *d, uint64_t new_size)
+{
+  if (new_size < d->size &&
+      map_locked (d, new_size, d->size - new_size, tail_extent, d) == -1)
+    return -1;
+  return d->drv->resize (d, new_size);
 }
 
 int
@@ -366,5 +404,5 @@ vhdkit_disk_resize (struct vhdkit_disk *d, uint64_t new_size)
     return -1;
   }
   if (new_size == d->size) return 0;
-  return LOCKED (d, d->drv->resize (d, new_size));
+  return LOCKED (d, resize_locked (d, new_size));
 }

@@ -24,6 +24,22 @@ clear_error (void)
   last_rc = VHDKIT_RC_OK;
 }
 
+void
+error_save (struct saved_error *e)
+{
+  snprintf (e->msg, sizeof e->msg, "%s", msg);
+  e->errnum = last_errno;
+  e->rc = last_rc;
+}
+
+void
+error_restore (const struct saved_error *e)
+{
+  snprintf (msg, sizeof msg, "%s", e->msg);
+  last_errno = e->errnum;
+  last_rc = e->rc;
+}
+
 uint32_t
 rc_from_errno (int e)
 {

@@ -22,6 +22,11 @@ uint32_t rc_from_errno (int errnum);
 /* Prefix the current error message with "PREFIX: " (adds context). */
 void error_prefix (const char *fmt, ...) ATTR_PRINTF (1, 2);
 void clear_error (void);
+/* Keep the current error across calls that clear it (closing handles
+ * on an error path). */
+struct saved_error { char msg[1024]; int errnum; uint32_t rc; };
+void error_save (struct saved_error *e);
+void error_restore (const struct saved_error *e);
 
 /* ---- size helpers ---- */
 static inline bool is_pow2 (uint64_t v) { return v && !(v & (v - 1)); }

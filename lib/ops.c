@@ -30,7 +30,7 @@ vhdkit_disk_create (const char *path, const struct vhdkit_create_params *p)
   case VHDKIT_FORMAT_VHDX: return vhdx_create (path, p);
   case VHDKIT_FORMAT_RAW:
     if (access (path, F_OK) == 0) {
-      set_error (VHDKIT_RC_INVALID_PARAMETER, EEXIST, "%s: already exists", path);
+      set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: already exists", path);
       return -1;
     }
     return raw_create (path, p);
@@ -146,17 +146,18 @@ vhdkit_disk_convert (const char *src, const char *dst,
   if (r == 0 && prog) prog (c.opaque, s->size, s->size);
  out:
   free (c.buf);
+  struct saved_error se;
+  if (r == -1) error_save (&se);
   if (d) {
     int e = vhdkit_disk_close (d);
     if (r == 0) r = e;
+    else error_restore (&se);
   }
+  if (r == -1) error_save (&se);
   vhdkit_disk_close (s);
   if (r == -1) {
-    char save[1024];
-    snprintf (save, sizeof save, "%s", vhdkit_get_error ());
-    uint32_t rc = vhdkit_get_error_code ();
     unlink (dst);
-    set_error (rc ? rc : VHDKIT_RC_FAILED, 0, "%s", save);
+    error_restore (&se);
   }
   return r;
 }
@@ -236,8 +237,17 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
   if (r == 0) r = m.parent->drv->flush (m.parent);
  out:
   free (m.buf);
-  if (m.parent && vhdkit_disk_close (m.parent) == -1) r = -1;
-  if (vhdkit_disk_close (c) == -1) r = -1;
+  struct saved_error se;
+  if (r == -1) error_save (&se);
+  if (m.parent && vhdkit_disk_close (m.parent) == -1 && r == 0) {
+    r = -1;
+    error_save (&se);
+  }
+  if (vhdkit_disk_close (c) == -1 && r == 0) {
+    r = -1;
+    error_save (&se);
+  }
+  if (r == -1) error_restore (&se);
   return r;
 }
 
@@ -260,11 +270,10 @@ vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque)
   }
   if (fmt == VHDKIT_FORMAT_VHDX)
     return vhdx_check (path, report, opaque);
+  /* Raw images have no structure to check; VHD is refused on open. */
   struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
-  if (!d) {
-    if (report && vhdkit_get_error_code () == VHDKIT_RC_NOT_SUPPORTED) return -1;
+  if (!d)
     return -1;
-  }
   vhdkit_disk_close (d);
   return 0;
 }

@@ -129,24 +129,7 @@ static int
 raw_resize (struct vhdkit_disk *d, uint64_t new_size)
 {
   struct raw *r = d->priv;
-  if (new_size < d->size) {
-    /* Shrink only over a tail that holds no data. */
-    char *buf = malloc (1 << 20);
-    if (!buf) { set_error_errno (ENOMEM, "%s: resize", d->path); return -1; }
-    for (uint64_t o = new_size; o < d->size; o += 1 << 20) {
-      size_t n = d->size - o < (1 << 20) ? (size_t) (d->size - o) : 1 << 20;
-      if (raw_pread (d, buf, n, o) == -1) { free (buf); return -1; }
-      for (size_t i = 0; i < n; i++)
-        if (buf[i]) {
-          free (buf);
-          set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-                     "%s: cannot shrink to %" PRIu64 ": byte %" PRIu64 " beyond it holds data",
-                     d->path, new_size, o + i);
-          return -1;
-        }
-    }
-    free (buf);
-  }
+  /* lib/disk.c has checked that a removed tail holds no data. */
   if (io_truncate (r->io, new_size) == -1 || io_sync (r->io) == -1) {
     set_error_errno (errno, "%s: resize to %" PRIu64, d->path, new_size);
     return -1;

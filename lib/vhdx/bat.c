@@ -6,8 +6,8 @@
  * dirty sectors as one log entry.  The order, which docs/CRASH-SAFETY.md
  * states as VX-2..VX-5, is:
  *   1. flush payload data                       (VX-2: data before metadata)
- *   2. renew LogGuid in the header if it is zero (VX-1 header protocol)
- *   3. write the log entry, flush               (VX-3)
+ *   2. write the log entry, flush               (VX-3)
+ *   3. name the log in the header if it does not yet (VX-3)
  *   4. write the sectors in place, flush        (VX-4)
  * A crash before 3 completes leaves the old metadata; after 3, replay
  * produces the new metadata.  A failure of any write poisons the handle
@@ -23,7 +23,7 @@
 #include "endian.h"
 
 #define BAT_PER_SECTOR (VHDX_SECTOR / 8)
-#define MAX_DIRTY 200          /* sectors per log entry (fits a 1 MiB log) */
+#define MAX_DIRTY 120          /* sectors per log entry: fits half a 1 MiB log */
 #define MS_CLEAN_LIMIT 65536   /* cached clean sectors before a purge */
 
 static int
@@ -236,19 +236,21 @@ vhdx_commit (struct vhdx *s)
     s->poisoned = true;
     goto out;
   }
-  /* 2. a LogGuid for this session's entries */
-  if (guid_is_zero (&s->hdr[s->cur].log_guid)) {
-    struct guid lg;
-    if (guid_generate (&lg) == -1) {
+  /* 2. the log entry, under this session's LogGuid (VX-3) */
+  if (guid_is_zero (&s->session_log_guid)) {
+    if (guid_generate (&s->session_log_guid) == -1) {
       set_error_errno (errno, "%s: random GUID", s->d->path);
       goto out;
     }
-    if (vhdx_write_header (s, NULL, &lg, 1) == -1) goto out;
     s->log_seq = 0;
-    s->log_head = 0;
+    s->log_half = 0;
   }
-  /* 3. the log entry */
   if (vhdx_log_write (s, offs, bufs, n) == -1) goto out;
+  /* 3. only now may the header name that log: a header never names a
+   * log without a valid entry (MS-VHDX 2.3.3 calls that corrupt). */
+  if (!guid_eq (&s->hdr[s->cur].log_guid, &s->session_log_guid) &&
+      vhdx_write_header (s, NULL, &s->session_log_guid, 1) == -1)
+    goto out;
   /* 4. in place */
   for (size_t i = 0; i < n; i++)
     if (io_pwrite (s->io, bufs[i], VHDX_SECTOR, offs[i]) == -1) {

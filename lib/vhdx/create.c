@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "vhdx.h"
 #include "crc32c.h"
@@ -175,7 +176,7 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
     return -1;
   }
   if (access (path, F_OK) == 0) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, EEXIST, "%s: already exists", path);
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: already exists", path);
     return -1;
   }
 
@@ -213,17 +214,22 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
   }
   uint64_t data_off = BAT_OFF + bat_len;
 
-  if (asprintf (&tmp, "%s.tmp-XXXXXX", path) == -1) { tmp = NULL; goto nomem; }
-  int fd = mkstemp (tmp);
-  if (fd == -1) {
-    set_error_errno (errno, "%s: create", path);
-    free (tmp); tmp = NULL;
-    goto out;
-  }
-  close (fd);
-  if (!(io = io_open (tmp, O_RDWR, 0))) {
-    set_error_errno (errno, "%s: create", path);
-    goto out;
+  /* A temporary name beside PATH; open(2) applies the umask to 0666. */
+  for (int tries = 0; ; tries++) {
+    struct guid r;
+    char rt[40];
+    if (guid_generate (&r) == -1) { set_error_errno (errno, "%s: random name", path); goto out; }
+    guid_to_text (&r, rt);
+    free (tmp);
+    if (asprintf (&tmp, "%s.tmp-%.8s", path, rt) == -1) { tmp = NULL; goto nomem; }
+    if ((io = io_open (tmp, O_RDWR | O_CREAT | O_EXCL, 0666)))
+      break;
+    if (errno != EEXIST || tries > 100) {
+      set_error_errno (errno, "%s: create", path);
+      free (tmp);
+      tmp = NULL;
+      goto out;
+    }
   }
   if (!(buf = calloc (1, MiB))) goto nomem;
 

@@ -5,8 +5,9 @@
  * writes has Tail = itself, because a commit applies and flushes an
  * entry's sectors before the next entry is written.  So the active
  * sequence is always exactly the newest complete entry, and replaying
- * it again is harmless.  Entries never straddle the end of the log: one
- * that would is written at offset 0 instead.
+ * it again is harmless.  Entries alternate between the two halves of the
+ * log, so writing one can never tear the previous one: a valid entry
+ * exists at every instant once the header names the log.
  *
  * Replay reads entries that may wrap (other writers may produce them). */
 #include <errno.h>
@@ -265,31 +266,31 @@ vhdx_log_replay (struct vhdx *s, bool in_memory, bool *replayed)
   return ret;
 }
 
-/* Write one entry holding N full-sector updates, then flush (VX-3).
- * The caller applies the sectors in place afterwards. */
+/* Write one entry holding N full-sector updates under the session's
+ * LogGuid, then flush (VX-3).  The caller applies the sectors in place
+ * afterwards. */
 int
 vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n)
 {
   const struct vhdx_header *h = &s->hdr[s->cur];
-  uint32_t loglen = h->log_length;
+  uint32_t half = h->log_length / 2 / VHDX_SECTOR * VHDX_SECTOR;
   uint64_t ds = desc_sectors (n);
   uint64_t len = (ds + n) * VHDX_SECTOR;
-  if (len > loglen) {
-    set_error (VHDKIT_RC_FAILED, 0, "%s: a log entry of %" PRIu64 " bytes does not fit the %" PRIu32 "-byte log",
-               s->d->path, len, loglen);
+  if (len > half) {
+    set_error (VHDKIT_RC_FAILED, 0, "%s: a log entry of %" PRIu64 " bytes does not fit half the %" PRIu32 "-byte log",
+               s->d->path, len, h->log_length);
     return -1;
   }
   uint8_t *e = calloc (1, len);
   if (!e) { set_error_errno (ENOMEM, "%s: log entry", s->d->path); return -1; }
-  if (s->log_head + len > loglen)
-    s->log_head = 0;
+  uint32_t pos = s->log_half ? half : 0;
   uint64_t seq = ++s->log_seq;
   memcpy (e, "loge", 4);
   put_le32 (e + 8, (uint32_t) len);
-  put_le32 (e + 12, s->log_head);         /* Tail: this entry */
+  put_le32 (e + 12, pos);                 /* Tail: this entry */
   put_le64 (e + 16, seq);
   put_le32 (e + 24, (uint32_t) n);
-  memcpy (e + 32, h->log_guid.b, 16);
+  memcpy (e + 32, s->session_log_guid.b, 16);
   put_le64 (e + 48, s->file_size / MiB * MiB);   /* flushed by the caller */
   put_le64 (e + 56, round_up (s->file_end, MiB));
   for (size_t i = 0; i < n; i++) {
@@ -307,14 +308,13 @@ vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n)
     put_le32 (sec + 4092, (uint32_t) seq);
   }
   put_le32 (e + 4, crc32c_skip (e, len, 4));
-  int r = io_pwrite (s->io, e, len, h->log_offset + s->log_head);
+  int r = io_pwrite (s->io, e, len, h->log_offset + pos);
   free (e);
   if (r == -1 || io_sync (s->io) == -1) {
     set_error_errno (errno, "%s: write log entry", s->d->path);
     s->poisoned = true;
     return -1;
   }
-  s->log_head += (uint32_t) len;
-  if (s->log_head >= loglen) s->log_head = 0;
+  s->log_half ^= 1;
   return 0;
 }

@@ -178,16 +178,24 @@ parent_read (struct vhdx *s, void *buf, size_t n, uint64_t off)
   return disk_pread_unlocked (s->d->parent, buf, n, off);
 }
 
-/* Validate an allocated block's location. */
+/* Validate an allocated block's location: past the header section,
+ * wholly inside the file, clear of the log, BAT and metadata regions. */
 static int
 check_block (struct vhdx *s, uint64_t block, uint64_t e)
 {
-  uint64_t o = BAT_OFFSET (e);
-  if (o < MiB || o >= s->file_size)
-    CORRUPT (s, "BAT entry of block %" PRIu64 " points to %" PRIu64 ", outside the file (%" PRIu64 " bytes)",
-             block, o, s->file_size);
+  uint64_t o = BAT_OFFSET (e), end;
   if (BAT_RESERVED (e))
     CORRUPT (s, "BAT entry of block %" PRIu64 " has reserved bits set", block);
+  if (o < MiB || !add_ok (o, s->block_size, &end) || end > s->file_size)
+    CORRUPT (s, "block %" PRIu64 " at %" PRIu64 "+%" PRIu32 " lies outside the file (%" PRIu64 " bytes)",
+             block, o, s->block_size, s->file_size);
+  const struct vhdx_header *h = &s->hdr[s->cur];
+  const uint64_t r[3][2] = { { h->log_offset, h->log_length },
+                             { s->bat_off, s->bat_len }, { s->meta_off, s->meta_len } };
+  static const char *names[3] = { "log", "BAT region", "metadata region" };
+  for (int i = 0; i < 3; i++)
+    if (o < r[i][0] + r[i][1] && r[i][0] < end)
+      CORRUPT (s, "block %" PRIu64 " at %" PRIu64 " overlaps the %s", block, o, names[i]);
   return 0;
 }
 
@@ -357,9 +365,17 @@ vhdx_zero (struct vhdkit_disk *d, uint64_t count, uint64_t off)
       ;                                   /* nothing to do */
     else if (whole && !fixed) {
       /* Release the block: its old space is left unreferenced and never
-       * reused in this session (VX-6). */
-      if (vhdx_make_room (s) == -1 ||
-          vhdx_bat_set (s, idx, BAT_ENTRY (PAYLOAD_BLOCK_ZERO, 0)) == -1)
+       * reused in this session (VX-6).  A differencing image gets a fresh
+       * block instead of the ZERO state: the file is only extended, so
+       * it costs no disk space, and libvhdi (against MS-VHDX 2.5.1.1)
+       * reads ZERO blocks of a differencing image from the parent. */
+      uint64_t ne = BAT_ENTRY (PAYLOAD_BLOCK_ZERO, 0), bo;
+      if (vhdx_make_room (s) == -1) return -1;
+      if (s->has_parent) {
+        if (alloc_region (s, s->block_size, &bo) == -1) return -1;
+        ne = BAT_ENTRY (PAYLOAD_BLOCK_FULLY_PRESENT, bo);
+      }
+      if (vhdx_bat_set (s, idx, ne) == -1)
         return -1;
     }
     else if (!reads_zero && write_zeros (s, len, off) == -1)
@@ -690,11 +706,14 @@ win_to_posix (const char *w)
 static char *
 join_dir (const char *child, const char *rel)
 {
+  while (strncmp (rel, "./", 2) == 0)
+    rel += 2;
   char *tmp = strdup (child);
   if (!tmp) return NULL;
   char *dir = dirname (tmp);
   char *out = NULL;
-  if (asprintf (&out, "%s/%s", dir, rel) == -1) out = NULL;
+  if (strcmp (dir, ".") == 0) out = strdup (rel);
+  else if (asprintf (&out, "%s%s%s", dir, strcmp (dir, "/") ? "/" : "", rel) == -1) out = NULL;
   free (tmp);
   return out;
 }
@@ -717,7 +736,7 @@ parent_candidates (struct vhdx *s, char **c, int max)
     else {
       /* "//?/d:/x/y" or "//?/Volume{...}/x": usable on Linux only when
        * what follows the prefix is an absolute POSIX path. */
-      if (strncmp (q, "//?/", 4) == 0) q += 3;
+      if (strncmp (q, "//?/", 4) == 0) q += 4;
       if (q[0] == '/' && !strchr (q, ':') && strncmp (q, "/Volume{", 8) != 0)
         c[n++] = strdup (q);
     }
@@ -843,6 +862,15 @@ vhdx_open_io (struct vhdkit_disk *d, struct io *io, const uint64_t *chain_ids,
   if (s->has_parent && !(d->flags & VHDKIT_OPEN_NO_PARENT) &&
       open_parent (s, chain_ids) == -1)
     goto fail;
+  if (s->has_parent && (d->flags & VHDKIT_OPEN_NO_PARENT)) {
+    /* Not opened: report the first place the parent is looked for. */
+    char *cand[6] = { 0 };
+    int n = parent_candidates (s, cand, 6);
+    for (int i = 0; i < n; i++) {
+      if (!d->parent_path && cand[i]) d->parent_path = cand[i];
+      else free (cand[i]);
+    }
+  }
   if (out) *out = s;
   return 0;
  fail:

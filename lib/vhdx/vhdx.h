@@ -106,8 +106,9 @@ struct vhdx {
   bool have_next_dw;        /* merge: the DataWriteGuid to take next */
   struct guid next_dw;
   bool poisoned;            /* a metadata write failed: refuse writes */
+  struct guid session_log_guid;  /* LogGuid of this session's entries */
   uint64_t log_seq;
-  uint32_t log_head;
+  int log_half;             /* entries alternate between the log's halves */
   uint64_t allocated_blocks;
 };
 

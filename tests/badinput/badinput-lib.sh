@@ -71,7 +71,7 @@ refused () {
           fail "'vhdkit $verb $(basename "$f")': expected code ($code), got: $msg"
       fi
     fi
-    info "$verb $(basename "$f"): $(head -n1 "$T/err")"
+    info "$verb $(basename "$f"): $( { [ "$verb" = read ] || cat "$T/out"; cat "$T/err"; } | head -n1)"
   done
   [ "$(file_sha "$f")" = "$before" ] || fail "vhdkit MODIFIED the damaged file $(basename "$f") while refusing it"
 }
@@ -85,7 +85,7 @@ survives () {
     run_verb "$verb" "$f"
     [ "$verb_rc" -ne 124 ] || fail "'vhdkit $verb $(basename "$f")' hung (killed after 60 s)"
     [ "$verb_rc" -le 1 ] || fail "'vhdkit $verb $(basename "$f")' exited $verb_rc (crash or bad status): $(cat "$T/err")"
-    info "$verb $(basename "$f"): exit $verb_rc $(head -n1 "$T/err")"
+    info "$verb $(basename "$f"): exit $verb_rc $( { [ "$verb" = read ] || cat "$T/out"; cat "$T/err"; } | head -n1)"
   done
   [ "$(file_sha "$f")" = "$before" ] || fail "vhdkit MODIFIED $(basename "$f") while reading it"
 }

@@ -11,7 +11,6 @@
 . "$TOP/tests/interop/peer-lib.sh"
 
 need_vhdkit
-need sha256sum
 
 # corpus_copy REL: print the path of a private, read-only copy of corpus
 # file REL in $T (decompressed if it is .gz/.xz/.bz2).

@@ -9,7 +9,7 @@
 
 rel=qemu-iotests/iotest-dirtylog-10G-4M.vhdx.bz2
 good=179cefe8b0587f123393eedf2aa7aa8d25798591178e6bc3950a09762f38f96f
-stale=cc3d67a6bfea2ec826b5d0f77ac755bdbca18479ed13f64ee8b3d3f0d64859ca
+# (the un-replayed content would hash to cc3d67a6…; block 17 tells them apart)
 f=$(corpus_copy "$rel")
 
 # The copy really has an active log (else this test would prove nothing).
@@ -17,14 +17,11 @@ lg=$("$PY" "$MUT" get "$f" current.log_guid)
 [ "$lg" != 00000000-0000-0000-0000-000000000000 ] || fail "test image has no active log"
 
 M=1048576
-got=$("$VHDKIT" read "$f" --offset $((17*M)) --length $M | sha256sum | cut -d' ' -f1)
-want=$(head -c $M /dev/zero | tr '\0' '\245' | sha256sum | cut -d' ' -f1)
+got=$("$VHDKIT" read "$f" --offset $((17*M)) --length $M | sha_stdin)
+want=$(head -c $M /dev/zero | tr '\0' '\245' | sha_stdin)
 if [ "$got" != "$want" ]; then
   fail "block 17 (17M..18M) of iotest-dirtylog-10G-4M does not read 0xa5: the log was not replayed"
 fi
-
-whole=$(vk_sha "$f")
-[ "$whole" != "$stale" ] || fail "iotest-dirtylog-10G-4M reads as the un-replayed image ($stale): log ignored"
 
 check_vhdx "$f" "$good" 3 10737418240 1048576 512 512 \
   VirtualDiskId=9cba4bd2-31ac-6745-a10e-380e9086de9d \

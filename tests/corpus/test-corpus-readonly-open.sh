@@ -24,6 +24,10 @@ $child 1ef1fb5360247aa7d36a38415bc7bf6e1e52f62af5e6bd1283815e82584c7efc
 $ext2 a6c2f0e39afe6c6ab432ca5465349fcefe8dc944398e97b2d957d3f89dbb5d80
 "
 before=$(sha256sum "$dirty" "$parent" "$child" "$ext2")
+# Premise: the reader really cannot write these files.
+if "${as_reader[@]}" test -w "$dirty"; then
+  fail "test premise: $(basename "$dirty") is writable for the reader"
+fi
 
 while read -r -u 3 f hash; do
   [ -n "$f" ] || continue
@@ -33,7 +37,7 @@ while read -r -u 3 f hash; do
     "${as_reader[@]}" "$VHDKIT" "$verb" "$f" >"$T/out" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || fail "'vhdkit $verb $name' on a read-only file exited $rc: $(cat "$T/out")"
   done
-  got=$("${as_reader[@]}" "$VHDKIT" read "$f" | sha256sum | cut -d' ' -f1) ||
+  got=$("${as_reader[@]}" "$VHDKIT" read "$f" | sha_stdin) ||
     fail "'vhdkit read $name' on a read-only file failed"
   same "vhdkit read $name (read-only file)" "$got" "$hash"
 done 3<<<"$cases"

@@ -7,6 +7,8 @@
 #   view DIR        print the bytes that must hold old-or-new contents
 #                   (default: vhdkit read DIR/$IMG)
 #   extra_verify W  optional: more checks after each crash or fault
+# NO_QEMU=1 skips qemu (differencing images); QEMU_CONTENT=0 skips only
+# comparing qemu's reading of the whole disk (huge sparse disks).
 # and calls crash_loop and fault_loop.
 need qemu-img /usr/bin/python3
 
@@ -51,9 +53,10 @@ verify_after () {
     fail "$what: vhdkit check failed: $(cat "$T/check.out")"
   view "$T/work" > "$T/got.raw" || fail "$what: cannot read the image back"
   sectorcmp "$T/old.raw" "$T/new.raw" "$T/got.raw" || fail "$what: contents are neither old nor new"
-  if [ "${NO_QEMU:-0}" = 0 ]; then
+  if [ "${NO_QEMU:-0}" = 0 ] && [ "${QEMU_CONTENT:-1}" = 1 ]; then
     qemu_view "$T/work" > "$T/gotq.raw"
-    cmp -s "$T/got.raw" "$T/gotq.raw" || fail "$what: qemu reads other bytes than vhdkit after its own log replay"
+    "$VHDKIT" read "$T/work/$IMG" | cmp -s - "$T/gotq.raw" ||
+      fail "$what: qemu reads other bytes than vhdkit after its own log replay"
   fi
   "$VHDKIT" check --repair "$T/work/$IMG" >/dev/null 2>&1 || fail "$what: vhdkit check --repair failed"
   if [ "${NO_QEMU:-0}" = 0 ]; then
@@ -64,8 +67,10 @@ verify_after () {
 }
 
 setup_refs () {
-  mkdir -p "$T/base"
-  make_base "$T/base"
+  if [ ! -d "$T/base" ]; then
+    mkdir -p "$T/base"
+    make_base "$T/base"
+  fi
   view "$T/base" > "$T/old.raw"
   reset_work
   op "$T/work" || fail "the operation fails without faults"

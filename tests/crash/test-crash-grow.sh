@@ -12,13 +12,20 @@ make_base () {
 # 1 MiB blocks, 512-byte sectors: one 1 MiB BAT holds 131072 entries,
 # about 127 GiB: growing to 200G relocates it.
 op () { "$VHDKIT" resize "$1/$IMG" --size "$NEWSIZE"; }
-# Compare the first 64 MiB: the rest of a grown disk must read as zeros,
+# Compare the first 63 MiB (the old size): the rest of a grown disk must read as zeros,
 # checked separately below.
-view () { "$VHDKIT" read "$1/$IMG" --offset 0 --length 64M; }
+# The first sector of the view is the virtual size (old or new).
+view () {
+  local sz
+  sz=$("$VHDKIT" info --json "$1/$IMG" | sed -n 's/.*"MaxInternalSize": *\([0-9]*\).*/\1/p')
+  printf '%-511s\n' "$sz"
+  "$VHDKIT" read "$1/$IMG" --offset 0 --length 63M
+}
 NEWSIZE=64M
 crash_loop
 fault_loop sync
 NEWSIZE=200G
+QEMU_CONTENT=0
 crash_loop
 fault_loop write
 reset_work

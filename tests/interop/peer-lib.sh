@@ -24,7 +24,9 @@ vk () {
   fi
 }
 
-file_sha () { sha256sum "$1" | cut -d' ' -f1; }
+# sha256 of a file / of standard input (fast: see sha256.py).
+file_sha () { "$PY" "$TOP/tests/interop/sha256.py" "$1"; }
+sha_stdin () { "$PY" "$TOP/tests/interop/sha256.py"; }
 
 # info_get FILE KEY: one key of "vhdkit info --json FILE".
 info_get () {
@@ -125,7 +127,7 @@ same () {
 # fails the test (use it in an assignment: x=$(vk_sha img)).
 vk_sha () {
   local s
-  s=$(vhdkit_sha "$1") || fail "'vhdkit read $1' failed (its stderr is above)"
+  s=$("$VHDKIT" read "$1" | sha_stdin) || fail "'vhdkit read $1' failed (its stderr is above)"
   echo "$s"
 }
 

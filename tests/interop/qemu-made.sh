@@ -17,7 +17,7 @@ qemu_made () {
     -c "write -P 0x77 $((sizeb - 4096)) 4K" \
     -c "write -z $((M/2)) 64K" \
     "$img" >/dev/null || fail "qemu-io could not write $name"
-  if [ "$sizeb" -gt $((2*bs)) ]; then
+  if [ "$sizeb" -ge $((3*bs)) ]; then
     qemu-io -f vhdx -c "write -P 0x3c $((2*bs)) $bs" "$img" >/dev/null || fail "qemu-io write failed"
   fi
   qemu-img convert -f vhdx -O raw "$img" "$exp" || fail "qemu-img convert $name failed"

@@ -10,14 +10,14 @@ need qemu-img qemu-io
 M=1048576
 size=$((64*M))
 
-# Input: random data in every other MiB (plus odd sectors in a "zero" MiB),
-# zeros elsewhere: 32 MiB of data + 1 sector.
+# Input: random data in every other 2 MiB (plus one sector inside a zero
+# stretch), zeros elsewhere: 32 MiB of data + 1 sector.
 src=$T/src.raw
 truncate -s "$size" "$src"
-for i in $(seq 0 2 63); do
-  head -c "$M" /dev/urandom | dd of="$src" bs=1M seek="$i" conv=notrunc status=none
+for i in $(seq 0 4 63); do
+  head -c $((2*M)) /dev/urandom | dd of="$src" bs=1M seek="$i" conv=notrunc status=none
 done
-head -c 512 /dev/urandom | dd of="$src" bs=512 seek=$((33*2048 + 5)) conv=notrunc status=none
+head -c 512 /dev/urandom | dd of="$src" bs=512 seek=$((34*2048 + 5)) conv=notrunc status=none
 data=$((32*M + 512))
 
 # raw -> dynamic VHDX (1 MiB blocks)
@@ -45,12 +45,12 @@ expect_content "$T/f.vhdx" "$src" qemu
 vk convert "$T/f.vhdx" "$T/back2.raw" --format raw
 cmp "$src" "$T/back2.raw" || fail "raw -> fixed VHDX -> raw is not byte-identical"
 
-# VHDX -> VHDX: new block size, fixed -> dynamic; still sparse.
-vk convert "$T/f.vhdx" "$T/d2.vhdx" --format vhdx --type dynamic --block-size 2M
-expect_info "$T/d2.vhdx" Type=3 BlockSize=$((2*M))
+# VHDX -> VHDX: new block size (1 MiB: the data lies in every other MiB), fixed -> dynamic; still sparse.
+vk convert "$T/f.vhdx" "$T/d2.vhdx" --format vhdx --type dynamic --block-size 1M
+expect_info "$T/d2.vhdx" Type=3 BlockSize=$((1*M))
 expect_content "$T/d2.vhdx" "$src" qemu
 fs2=$(info_get "$T/d2.vhdx" FileSize)
-[ "$fs2" -le $((size / 2 + 16*M + 2*M)) ] || fail "fixed -> dynamic conversion did not stay sparse ($fs2 bytes)"
+[ "$fs2" -le $((data + 2*M + 16*M)) ] || fail "fixed -> dynamic conversion did not stay sparse ($fs2 bytes)"
 
 # All-zero input: nothing allocated.
 truncate -s "$size" "$T/zero.raw"

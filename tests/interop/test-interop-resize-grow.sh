@@ -22,8 +22,8 @@ grow () {
   expect_info "$img" MaxInternalSize="$new" Type="$([ "$type" = fixed ] && echo 2 || echo 3)"
   [ "$(qemu_size "$img")" = "$new" ] || fail "qemu-img info: $type image is $(qemu_size "$img") bytes after resize to $new"
   local tail
-  tail=$("$VHDKIT" read "$img" --offset "$old" --length $((new - old)) | sha256sum | cut -d' ' -f1)
-  same "new tail of the $type image" "$tail" "$(head -c $((new - old)) /dev/zero | sha256sum | cut -d' ' -f1)"
+  tail=$("$VHDKIT" read "$img" --offset "$old" --length $((new - old)) | sha_stdin)
+  same "new tail of the $type image" "$tail" "$(head -c $((new - old)) /dev/zero | sha_stdin)"
   expect_content "$img" "$exp" qemu
   # The grown area is writable, up to the new last sector.
   rand_write "$img" "$exp" $((old - 512)) 1024
@@ -77,7 +77,7 @@ while read -r -u 3 off len byte; do
   out=$(qemu-io -f vhdx -r -c "read -P $byte $off $len" "$big" 2>&1) ||
     fail "qemu-io read -P $byte $off $len on the grown image failed: $out"
   case "$out" in *"verification failed"*) fail "qemu-io: grown image has wrong data at $off+$len (want $byte): $out" ;; esac
-  a=$("$VHDKIT" read "$big" --offset "$off" --length "$len" | sha256sum)
-  b=$(head -c "$len" /dev/zero | tr '\0' "\\$(printf %o "$byte")" | sha256sum)
+  a=$("$VHDKIT" read "$big" --offset "$off" --length "$len" | sha_stdin)
+  b=$(head -c "$len" /dev/zero | tr '\0' "\\$(printf %o "$byte")" | sha_stdin)
   [ "$a" = "$b" ] || fail "vhdkit read of the grown image: wrong data at $off+$len (want $byte)"
 done 3<<<"$ranges"

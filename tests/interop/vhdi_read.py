@@ -3,6 +3,7 @@
 
   vhdi_read.py sha  IMAGE [PARENT [GRANDPARENT ...]]   sha256 of the disk
   vhdi_read.py dump IMAGE OUT [PARENT ...]              raw copy to OUT
+  vhdi_read.py range IMAGE OFFSET LENGTH [PARENT ...]   sha256 of a range
   vhdi_read.py size IMAGE                               media size
 
 Parents are given nearest first and attached with set_parent(), base first.
@@ -53,6 +54,13 @@ def main(argv):
         with open(argv[3], "wb") as out:
             for data in chunks(files[0]):
                 out.write(data)
+    elif cmd == "range":
+        files = open_chain([argv[2]] + argv[5:])
+        off, length = int(argv[3]), int(argv[4])
+        data = files[0].read_buffer_at_offset(length, off)
+        if data is None or len(data) != length:
+            raise SystemExit("libvhdi: short read at %d" % off)
+        print(hashlib.sha256(data).hexdigest())
     elif cmd == "size":
         files = open_chain(argv[2:3])
         print(files[0].get_media_size())

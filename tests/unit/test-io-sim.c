@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,7 @@ in_child (const char *spec, const char *count_file, int (*fn) (void))
     return -1;
   }
   if (pid == 0) {
+    failed = 0;                 /* the parent's failures are not ours */
     alarm (30);                 /* a hung child fails the test, not CI */
     if (setenv ("VHDKIT_SIM", spec, 1) == -1 ||
         (count_file ?
@@ -481,6 +483,109 @@ test_fault (void)
                                 child_fault_any), 0));
 }
 
+/* ---- Threads: one handle, concurrent writers and readers ---- */
+
+#define TH_NR 4
+#define TH_REGION 4096
+#define TH_ROUNDS 50
+
+static struct io *th_io;
+
+/* Rewrite our own region again and again; every read of it must show a
+ * whole round, since each round is one pwrite. */
+static void *
+th_worker (void *arg)
+{
+  const unsigned t = (unsigned) (uintptr_t) arg;
+  unsigned char buf[TH_REGION], got[TH_REGION];
+  unsigned round;
+
+  for (round = 0; round < TH_ROUNDS; round++) {
+    fill_new (buf, TH_REGION, t * 1000 + round);
+    CHECK (io_pwrite (th_io, buf, TH_REGION, (uint64_t) t * TH_REGION) == 0);
+    CHECK (io_pread (th_io, got, TH_REGION, (uint64_t) t * TH_REGION) ==
+           TH_REGION && memcmp (got, buf, TH_REGION) == 0);
+    if (round % 10 == 9)
+      CHECK (io_sync (th_io) == 0);
+  }
+  return NULL;
+}
+
+static int
+child_threads (void)
+{
+  pthread_t th[TH_NR];
+  unsigned t;
+
+  th_io = io_open (path_of ("threads.img"), O_RDWR, 0);
+  CHECK (th_io != NULL);
+  if (th_io == NULL)
+    return 1;
+  for (t = 0; t < TH_NR; t++)
+    CHECK (pthread_create (&th[t], NULL, th_worker,
+                           (void *) (uintptr_t) t) == 0);
+  for (t = 0; t < TH_NR; t++)
+    CHECK (pthread_join (th[t], NULL) == 0);
+  CHECK (io_close (th_io) == 0);
+  return 0;
+}
+
+static void
+test_threads (void)
+{
+  static unsigned char got[TH_NR * TH_REGION + 1];
+  unsigned char want[TH_REGION];
+  unsigned t;
+
+  put_old_file ("threads.img", 1024);
+  CHECK (exited_with (in_child ("crash:n=1000000", "threads.count",
+                                child_threads), 0));
+  CHECK (get_file ("threads.img", got, sizeof got) == TH_NR * TH_REGION);
+  for (t = 0; t < TH_NR; t++) {
+    fill_new (want, TH_REGION, t * 1000 + TH_ROUNDS - 1);
+    CHECK (memcmp (got + t * TH_REGION, want, TH_REGION) == 0);
+  }
+  check_counts ("threads.count", "writes=200 syncs=20 truncates=0\n");
+}
+
+/* ---- fork() after the simulator started ---- */
+
+/* A child forked by a simulated process inherits copies of the pending
+ * writes; it must neither apply them at its exit (they are the parent's,
+ * and may be stale by then) nor overwrite the parent's count file. */
+static int
+child_fork (void)
+{
+  struct io *io = io_open (path_of ("fork.img"), O_RDWR, 0);
+  unsigned char x = 0xff, got[64];
+  pid_t pid;
+  int status;
+
+  CHECK (io != NULL);
+  if (io == NULL)
+    return 1;
+  CHECK (io_pwrite (io, &x, 1, 0) == 0);
+  pid = fork ();
+  CHECK (pid != -1);
+  if (pid == 0)
+    exit (0);
+  CHECK (waitpid (pid, &status, 0) == pid && exited_with (status, 0));
+  CHECK (get_file ("fork.img", got, sizeof got) == 64 && got[0] == 0);
+  CHECK (!file_exists ("fork.count"));
+  CHECK (io_close (io) == 0);
+  CHECK (get_file ("fork.img", got, sizeof got) == 64 && got[0] == 0xff);
+  return 0;
+}
+
+static void
+test_fork (void)
+{
+  put_old_file ("fork.img", 64);
+  CHECK (exited_with (in_child ("crash:n=1000000", "fork.count", child_fork),
+                      0));
+  check_counts ("fork.count", "writes=1 syncs=0 truncates=0\n");
+}
+
 /* ---- Parsing ---- */
 
 static int
@@ -522,7 +627,7 @@ test_parse (void)
     "bogus", "count:n=1", "count:", "fault", "fault:op=write", "fault:n=1",
     "fault:op=read:n=1", "fault:op=write:n=0", "fault:op=write:n=-1",
     "fault:op=write:n=+1", "fault:op=write:n= 1", "fault:op=write:n=1x",
-    "fault:op=write:n=18446744073709551616", "fault:op=write:n=1:errno=EPERM",
+    "fault:op=write:n=18446744073709551617", "fault:op=write:n=1:errno=EPERM",
     "fault:op=write:n=1:once:once", "fault:op=write:n=1:once=1",
     "fault::op=write:n=1", "fault:op=write:n=1:", "fault:op=write:op=sync:n=1",
     "crash", "crash:n=", "crash:n=1:seed=x", "crash:n=1:once",
@@ -722,6 +827,8 @@ main (void)
   test_overlay ();
   test_count ();
   test_fault ();
+  test_threads ();
+  test_fork ();
   test_parse ();
   test_crash ();
 
