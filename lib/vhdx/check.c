@@ -80,8 +80,8 @@ vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
     if (st == PAYLOAD_BLOCK_PARTIALLY_PRESENT && !s->has_parent)
       problem (report, opaque, &n, "%s: block %" PRIu64 " is partially present in an image without a parent", path, b);
     if (st == PAYLOAD_BLOCK_FULLY_PRESENT || st == PAYLOAD_BLOCK_PARTIALLY_PRESENT) {
-      uint64_t o = BAT_OFFSET (e);
-      if (o < MiB || o + s->block_size > round_up (s->file_size, MiB))
+      uint64_t o = BAT_OFFSET (e), end;
+      if (o < MiB || !add_ok (o, s->block_size, &end) || end > s->file_size)
         problem (report, opaque, &n, "%s: block %" PRIu64 " at %" PRIu64 "+%" PRIu32 " lies outside the file (%" PRIu64 " bytes)",
                  path, b, o, s->block_size, s->file_size);
       else
@@ -95,8 +95,8 @@ vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
     if (st == SB_BLOCK_PRESENT) {
       if (!s->has_parent)
         problem (report, opaque, &n, "%s: chunk %" PRIu64 " has a sector bitmap block in an image without a parent", path, c);
-      uint64_t o = BAT_OFFSET (e);
-      if (o < MiB || o + MiB > round_up (s->file_size, MiB))
+      uint64_t o = BAT_OFFSET (e), end;
+      if (o < MiB || !add_ok (o, MiB, &end) || end > s->file_size)
         problem (report, opaque, &n, "%s: the sector bitmap of chunk %" PRIu64 " lies outside the file", path, c);
       else
         sp[ns++] = (struct span) { o, MiB, UINT64_MAX - 4 - c };

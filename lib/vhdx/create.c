@@ -336,6 +336,22 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
         goto out;
     }
   }
+  if (type == VHDKIT_TYPE_DIFFERENCING) {
+    /* Every chunk gets its (all-zero, sparse) sector bitmap block now,
+     * as Hyper-V does: libvhdi consults the bitmap even for blocks whose
+     * chunk has none, reading garbage from offset 0. */
+    uint64_t chunks = div_round_up (db, cr);
+    if (io_truncate (io, data_off + chunks * MiB) == -1) {
+      set_error_errno (errno, "%s: size", path);
+      goto out;
+    }
+    for (uint64_t c = 0; c < chunks; c++) {
+      uint8_t e[8];
+      put_le64 (e, BAT_ENTRY (SB_BLOCK_PRESENT, data_off + c * MiB));
+      if (write_at (io, path, e, 8, BAT_OFF + (c * (cr + 1) + cr) * 8) == -1)
+        goto out;
+    }
+  }
   if (io_sync (io) == -1) {
     set_error_errno (errno, "%s: flush", path);
     goto out;
