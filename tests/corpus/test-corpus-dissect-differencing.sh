@@ -26,6 +26,11 @@ mv "$T/zero-parent.vhdx" "$T/$pname"
 p=$T/$pname
 expect_info "$p" Type=3 MaxInternalSize=8589934592 DataWriteGuid="$linkage"
 psha=$(file_sha "$p")
+# Premise, independent of vhdkit's reader: libvhdi reads the child over this
+# parent to the README's hash (else the parent, not the reader, is wrong).
+got=$(vhdi_sha "$c" "$p")
+same "libvhdi read of differencing.avhdx over the constructed zero parent" "$got" \
+  fc5c91bfd8f7ee388cf482dc7eb6cef64b39a7e1bd043516ee95887b839f2b78
 
 check_vhdx "$c" fc5c91bfd8f7ee388cf482dc7eb6cef64b39a7e1bd043516ee95887b839f2b78 \
   4 8589934592 2097152 512 4096 \
