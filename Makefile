@@ -14,7 +14,7 @@ LDLIBS   += -pthread
 B ?= build
 
 COMMON_SRC := $(wildcard common/*.c)
-LIB_SRC    := $(wildcard lib/*.c lib/io/*.c lib/vhdx/*.c lib/raw/*.c) $(COMMON_SRC)
+LIB_SRC    := $(wildcard lib/*.c lib/*/*.c) $(COMMON_SRC)
 CLI_SRC    := $(wildcard cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)

@@ -1,5 +1,8 @@
 /* vhdkit convert: copy an image into a new one of another format, type,
  * block or sector size.  Zero and unallocated ranges stay unallocated.
+ * With --existing the copy goes into an image that already exists (for
+ * a full backup onto a tracked disk); DST then keeps its own layout, so
+ * the options that choose one are refused.
  */
 #include "vhdkit.h"
 #include "cli.h"
@@ -7,14 +10,21 @@
 static int
 run (int argc, char **argv)
 {
+  static const char *const layout[] = {
+    "type", "format", "block-size", "logical-sector-size",
+    "physical-sector-size",
+  };
   struct vhdkit_create_params p = { 0 };
   struct cli_progress prog;
-  int progress = -1, r;
+  int progress = -1, existing = 0, r;
+  size_t i;
   char **ops;
   struct cli_opt opts[] = {
     CLI_CHOICE ("type", &p.type, cli_convert_type_choices, "fixed|dynamic",
                 "type of DST (default: dynamic)"),
     CLI_OPTS_LAYOUT (&p),
+    CLI_FLAG ("existing", &existing, 1,
+              "write into DST, which exists and is at least as large as SRC"),
     CLI_OPTS_PROGRESS (&progress),
     CLI_END,
   };
@@ -22,6 +32,12 @@ run (int argc, char **argv)
   r = cli_parse_args (&cli_verb_convert, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  for (i = 0; existing && i < sizeof layout / sizeof layout[0]; i++) {
+    if (cli_given (opts, layout[i]))
+      return cli_usage ("--%s cannot be used with --existing (DST keeps "
+                        "its own layout)", layout[i]);
+  }
+  p.existing = existing;
 
   cli_progress_begin (&prog, progress);
   p.progress = cli_progress_update;
@@ -33,5 +49,6 @@ run (int argc, char **argv)
 
 const struct cli_verb cli_verb_convert = {
   "convert", "SRC DST", 2, "[OPTIONS]",
-  "Copy an image into a new image of another format or type", run,
+  "Copy an image into a new image of another format or type, or into an "
+  "existing one", run,
 };

@@ -90,6 +90,9 @@ struct vhdkit_create_params {
   const char *parent;            /* differencing: the parent's path */
   vhdkit_progress_fn progress;   /* fixed images are written in full */
   void *progress_opaque;
+  bool existing;                 /* convert: write into DST, which exists
+                                    and is at least as large as SRC (its
+                                    tracking records every change) */
 };
 
 /* Create a new image.  Fails with VHDKIT_RC_INVALID_PARAMETER if the path
@@ -191,6 +194,78 @@ int vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque);
 
 /* Probe the format of a file from its contents (VHDKIT_FORMAT_*). */
 int vhdkit_probe_format (const char *path);
+
+
+/* ---- Resilient change tracking (docs/FORMAT-rct.md) ----
+ *
+ * Tracking state lives beside the image in IMAGE.rct and IMAGE.mrt and
+ * is loaded by vhdkit_disk_open whenever IMAGE.rct exists.  While a disk
+ * is open for writing, every write, zero and discard is recorded before
+ * it is acknowledged in a way that survives a crash (INV-1).
+ *
+ * A reference point seals the current generation and returns its RCT
+ * ID, "rctX:<epoch GUID with ':' for '-'>:<generation, 8 hex digits>";
+ * every ID of the current epoch stays usable.  A foreign writer (the
+ * image changed by software that does not track), lost or damaged
+ * tracking files, or disabling tracking start a new epoch: older IDs
+ * then fail with VHDKIT_RC_INVALID_STATE and a sentence saying a full
+ * backup is needed. */
+
+#define VHDKIT_RCT_DEFAULT_GRANULARITY (64u * 1024u)
+#define VHDKIT_RCT_MAX_GRANULARITY     (2u * 1024u * 1024u)
+#define VHDKIT_RCT_ID_MAX 64           /* bytes, with the NUL */
+
+/* Start tracking on a disk opened read-write.  GRANULARITY is a power of
+ * two from the logical sector size to 2 MiB (0 = 64 KiB).  Enabling an
+ * already tracked disk fails with VHDKIT_RC_INVALID_STATE. */
+int vhdkit_rct_enable (struct vhdkit_disk *d, uint32_t granularity);
+
+/* Stop tracking and delete the tracking files (every ID becomes
+ * invalid). */
+int vhdkit_rct_disable (struct vhdkit_disk *d);
+
+struct vhdkit_rct_status {
+  bool enabled;
+  bool newer_changes;            /* written since most_recent_id */
+  char most_recent_id[VHDKIT_RCT_ID_MAX];   /* "" before the first */
+  uint32_t granularity;
+  char epoch[40];                /* the tracking epoch GUID */
+  uint32_t generation;           /* the generation now being written */
+  bool recovered;                /* this open recovered from a crash */
+};
+int vhdkit_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st);
+
+/* Create a reference point: flush the disk and the tracking state, seal
+ * the current generation and copy its RCT ID into ID (at least
+ * VHDKIT_RCT_ID_MAX bytes).  Needs a disk opened read-write. */
+int vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id);
+
+/* GetVirtualDiskChanges (DESIGN.md §3). */
+#define VHDKIT_CHANGES_DEFAULT_MAX 65536u
+#define VHDKIT_CHANGE_DATA 0u          /* kinds[] values */
+#define VHDKIT_CHANGE_ZERO 1u          /* last changed by zero/discard */
+struct vhdkit_changes {
+  uint64_t processed;            /* ProcessedByteLength */
+  size_t count;                  /* ranges in the arrays */
+  uint64_t *offsets;             /* ChangedByteOffsets */
+  uint64_t *lengths;             /* ChangedByteLengths */
+  uint8_t *kinds;                /* what last changed each range */
+};
+
+/* The ranges of [OFFSET, OFFSET+LENGTH) changed since LIMIT_ID: sorted,
+ * coalesced, clipped, sector aligned; at most MAX_RANGES of them (0 =
+ * VHDKIT_CHANGES_DEFAULT_MAX).  OUT->processed is LENGTH unless the cap
+ * was reached, in which case it ends where the last range ends; it is
+ * never 0 when LENGTH > 0.  TARGET may be NULL or "" (the current
+ * state); other values are for VHD Sets and fail with
+ * VHDKIT_RC_NOT_SUPPORTED on a plain image.  Free OUT with
+ * vhdkit_changes_free.  Every failure sets the return code the method
+ * reports. */
+int vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
+                             const char *target, uint64_t offset,
+                             uint64_t length, size_t max_ranges,
+                             struct vhdkit_changes *out);
+void vhdkit_changes_free (struct vhdkit_changes *c);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,11 @@ int
 disk_close_unlocked (struct vhdkit_disk *d)
 {
   int r = 0;
+  if (d->rct) {
+    /* The image first, then the tracking state that describes it. */
+    if (d->writable && d->drv->flush (d) == -1) r = -1;
+    if (rct_detach (d) == -1) r = -1;
+  }
   if (d->drv && d->drv->close (d) == -1)
     r = -1;
   if (d->parent) {
@@ -163,7 +168,38 @@ vhdkit_disk_open (const char *path, unsigned flags)
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
     return NULL;
   }
-  return disk_open_depth (path, flags, 1, NULL);
+  struct vhdkit_disk *d = disk_open_depth (path, flags, 1, NULL);
+  if (d && !(flags & VHDKIT_OPEN_NO_PARENT) && rct_attach (d) == -1) {
+    struct saved_error e;
+    error_save (&e);
+    disk_close_unlocked (d);
+    error_restore (&e);
+    return NULL;
+  }
+  return d;
+}
+
+/* ---- writes that change tracking sees ---- */
+
+int
+disk_write (struct vhdkit_disk *d, const void *buf, size_t n, uint64_t off)
+{
+  if (rct_note (d, off, n, false) == -1) return -1;
+  return d->drv->pwrite (d, buf, n, off);
+}
+
+int
+disk_zero (struct vhdkit_disk *d, uint64_t n, uint64_t off)
+{
+  if (rct_note (d, off, n, true) == -1) return -1;
+  return d->drv->zero (d, n, off);
+}
+
+int
+disk_flush (struct vhdkit_disk *d)
+{
+  if (d->drv->flush (d) == -1) return -1;
+  return rct_flush (d);
 }
 
 int
@@ -224,7 +260,7 @@ vhdkit_disk_pwrite (struct vhdkit_disk *d, const void *buf, size_t count,
   clear_error ();
   if (check_range (d, "write", count, off, true) == -1) return -1;
   if (count == 0) return 0;
-  return LOCKED (d, d->drv->pwrite (d, buf, count, off));
+  return LOCKED (d, disk_write (d, buf, count, off));
 }
 
 int
@@ -233,7 +269,7 @@ vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t off)
   clear_error ();
   if (check_range (d, "zero", count, off, true) == -1) return -1;
   if (count == 0) return 0;
-  return LOCKED (d, d->drv->zero (d, count, off));
+  return LOCKED (d, disk_zero (d, count, off));
 }
 
 int
@@ -242,7 +278,7 @@ vhdkit_disk_discard (struct vhdkit_disk *d, uint64_t count, uint64_t off)
   clear_error ();
   if (check_range (d, "discard", count, off, true) == -1) return -1;
   if (count == 0) return 0;
-  return LOCKED (d, d->drv->zero (d, count, off));
+  return LOCKED (d, disk_zero (d, count, off));
 }
 
 int
@@ -250,7 +286,7 @@ vhdkit_disk_flush (struct vhdkit_disk *d)
 {
   clear_error ();
   if (!d->writable) return 0;
-  return LOCKED (d, d->drv->flush (d));
+  return LOCKED (d, disk_flush (d));
 }
 
 int
@@ -385,7 +421,10 @@ resize_locked (struct vhdkit_disk *d, uint64_t new_size)
   if (new_size < d->size &&
       map_locked (d, new_size, d->size - new_size, tail_extent, d) == -1)
     return -1;
-  return d->drv->resize (d, new_size);
+  uint64_t old = d->size;
+  if (rct_resize_prepare (d, new_size) == -1 || d->drv->resize (d, new_size) == -1)
+    return -1;
+  return rct_resized (d, old, new_size);
 }
 
 int

@@ -72,6 +72,8 @@ struct driver {
   int (*map_layer) (struct vhdkit_disk *, uint64_t off, uint64_t len,
                     layer_fn fn, void *opaque);
   int (*resize) (struct vhdkit_disk *, uint64_t new_size);
+  /* The current DataWriteGuid (VHDX); NULL for formats without one. */
+  void (*data_write_guid) (struct vhdkit_disk *, uint8_t out[16]);
 };
 
 struct vhdkit_disk {
@@ -86,7 +88,32 @@ struct vhdkit_disk {
   uint32_t lss, pss;           /* logical / physical sector sizes */
   struct vhdkit_disk *parent;  /* NULL if none or not opened */
   unsigned depth;              /* 1 = no parent */
+  struct rct *rct;             /* change tracking, if enabled */
 };
+
+/* Writes that every internal user (merge, convert) goes through, so that
+ * change tracking sees them.  Lock held, arguments checked. */
+int disk_write (struct vhdkit_disk *d, const void *buf, size_t n, uint64_t off);
+int disk_zero (struct vhdkit_disk *d, uint64_t n, uint64_t off);
+int disk_flush (struct vhdkit_disk *d);
+
+/* Change tracking (lib/rct/rct.c). */
+struct rct;
+/* Load IMAGE.rct if it exists; 0 also when tracking is off. */
+int rct_attach (struct vhdkit_disk *d);
+/* Flush and release (close path).  -1 if tracking state could not be
+ * made durable. */
+int rct_detach (struct vhdkit_disk *d);
+/* Before a write/zero of [off, off+len): make it recoverable (INV-1). */
+int rct_note (struct vhdkit_disk *d, uint64_t off, uint64_t len, bool zero);
+/* After the image was flushed: make tracking state durable. */
+int rct_flush (struct vhdkit_disk *d);
+/* Before the image takes a new DataWriteGuid (VHDX), INV-4. */
+int rct_before_data_write_guid (struct vhdkit_disk *d, const uint8_t guid[16]);
+/* Before the driver resizes: record the new size durably (RCT-8). */
+int rct_resize_prepare (struct vhdkit_disk *d, uint64_t new_size);
+/* The virtual size changed (after the driver resized). */
+int rct_resized (struct vhdkit_disk *d, uint64_t old_size, uint64_t new_size);
 
 /* Allocate a handle for PATH (no driver yet). */
 struct vhdkit_disk *disk_new (const char *path, unsigned flags);

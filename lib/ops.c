@@ -50,6 +50,8 @@ struct copy {
   vhdkit_progress_fn progress;
   void *opaque;
   int failed;
+  bool existing;
+  uint8_t *dbuf;
 };
 
 static bool
@@ -64,26 +66,37 @@ all_zero (const uint8_t *p, size_t n)
   return true;
 }
 
-/* Copy [off, off+len) from src to dst, skipping runs of zeros so the
- * destination stays sparse. */
+/* Copy [off, off+len) from src (or zeros, SRC_ZERO) to dst.  Into a
+ * new image, runs of zeros are skipped so it stays sparse.  Into an
+ * existing one (c->existing), each grain is compared with what DST
+ * holds and only differing grains are written or zeroed, so change
+ * tracking on DST records exactly what changed. */
 static int
-copy_range (struct copy *c, uint64_t off, uint64_t len)
+copy_range (struct copy *c, uint64_t off, uint64_t len, bool src_zero)
 {
   const size_t grain = 64 * 1024;
   while (len) {
     size_t n = len < c->bufsize ? (size_t) len : c->bufsize;
-    if (disk_pread_unlocked (c->src, c->buf, n, off) == -1) return -1;
+    if (src_zero) memset (c->buf, 0, n);
+    else if (disk_pread_unlocked (c->src, c->buf, n, off) == -1) return -1;
+    if (c->existing && disk_pread_unlocked (c->dst, c->dbuf, n, off) == -1) return -1;
     for (size_t k = 0; k < n; ) {
       size_t m = n - k < grain ? n - k : grain;
-      if (all_zero (c->buf + k, m)) { k += m; continue; }
-      /* Extend over following non-zero grains for one larger write. */
+      bool z = all_zero (c->buf + k, m);
+      bool same = c->existing ? memcmp (c->buf + k, c->dbuf + k, m) == 0 : z;
+      if (same) { k += m; continue; }
+      /* Extend over following grains of the same kind for one call. */
       size_t e = k + m;
       while (e < n) {
         size_t q = n - e < grain ? n - e : grain;
-        if (all_zero (c->buf + e, q)) break;
+        bool z2 = all_zero (c->buf + e, q);
+        bool same2 = c->existing ? memcmp (c->buf + e, c->dbuf + e, q) == 0 : z2;
+        if (same2 || z2 != z) break;
         e += q;
       }
-      if (c->dst->drv->pwrite (c->dst, c->buf + k, e - k, off + k) == -1) return -1;
+      int r = z && c->existing ? disk_zero (c->dst, e - k, off + k)
+                               : disk_write (c->dst, c->buf + k, e - k, off + k);
+      if (r == -1) return -1;
       k = e;
     }
     off += n; len -= n;
@@ -99,7 +112,8 @@ static int
 convert_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
 {
   struct copy *c = opaque;
-  if (flags & VHDKIT_EXTENT_ZERO) {
+  bool zero = flags & VHDKIT_EXTENT_ZERO;
+  if (zero && !c->existing) {
     if (c->progress && c->progress (c->opaque, off + len, c->total)) {
       set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
       c->failed = 1;
@@ -107,7 +121,7 @@ convert_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
     }
     return 0;           /* a new image reads zeros already */
   }
-  if (copy_range (c, off, len) == -1) { c->failed = 1; return -1; }
+  if (copy_range (c, off, len, zero) == -1) { c->failed = 1; return -1; }
   return 0;
 }
 
@@ -135,17 +149,36 @@ vhdkit_disk_convert (const char *src, const char *dst,
   }
   vhdkit_progress_fn prog = cp.progress;
   cp.progress = NULL;   /* creation of a fixed image is quick */
-  if (vhdkit_disk_create (dst, &cp) == -1) { vhdkit_disk_close (s); return -1; }
-  struct vhdkit_disk *d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR | (format_for (dst, cp.format) == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0));
+  struct vhdkit_disk *d;
+  if (cp.existing) {
+    d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR);
+    if (d && (d->size < s->size || s->size % d->lss)) {
+      set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+                 "%s: the existing image (%" PRIu64 " bytes, %" PRIu32 "-byte sectors) cannot hold %s (%" PRIu64 " bytes)",
+                 dst, d->size, d->lss, src, s->size);
+      vhdkit_disk_close (d);
+      d = NULL;
+    }
+    if (!d) { struct saved_error e; error_save (&e); vhdkit_disk_close (s); error_restore (&e); return -1; }
+  }
+  else {
+    if (vhdkit_disk_create (dst, &cp) == -1) { vhdkit_disk_close (s); return -1; }
+    d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR | (format_for (dst, cp.format) == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0));
+  }
   struct copy c = { .src = s, .dst = d, .total = s->size, .progress = prog,
-                    .opaque = p ? p->progress_opaque : NULL, .bufsize = 4 * MiB };
+                    .opaque = p ? p->progress_opaque : NULL, .bufsize = 4 * MiB,
+                    .existing = cp.existing };
   int r = -1;
   if (!d) goto out;
-  if (!(c.buf = malloc (c.bufsize))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
+  if (!(c.buf = malloc (c.bufsize)) || (c.existing && !(c.dbuf = malloc (c.bufsize)))) {
+    set_error_errno (ENOMEM, "%s", dst);
+    goto out;
+  }
   r = vhdkit_disk_map (s, 0, s->size, convert_extent, &c);
   if (r == 0 && prog) prog (c.opaque, s->size, s->size);
  out:
   free (c.buf);
+  free (c.dbuf);
   struct saved_error se;
   if (r == -1) error_save (&se);
   if (d) {
@@ -156,7 +189,7 @@ vhdkit_disk_convert (const char *src, const char *dst,
   if (r == -1) error_save (&se);
   vhdkit_disk_close (s);
   if (r == -1) {
-    unlink (dst);
+    if (!cp.existing) unlink (dst);
     error_restore (&se);
   }
   return r;
@@ -178,12 +211,12 @@ merge_extent (void *opaque, uint64_t off, uint64_t len, int what)
   struct merge *m = opaque;
   int r = 0;
   if (what == LAYER_ZERO)
-    r = m->parent->drv->zero (m->parent, len, off);
+    r = disk_zero (m->parent, len, off);
   else if (what == LAYER_DATA) {
     for (uint64_t done = 0; done < len && r == 0; ) {
       size_t n = len - done < 4 * MiB ? (size_t) (len - done) : 4 * MiB;
       r = m->child->drv->pread (m->child, m->buf, n, off + done);
-      if (r == 0) r = m->parent->drv->pwrite (m->parent, m->buf, n, off + done);
+      if (r == 0) r = disk_write (m->parent, m->buf, n, off + done);
       done += n;
     }
   }
@@ -229,12 +262,16 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
   free (ppath);
   if (!m.parent) { error_prefix ("%s: merge", child_path); goto out; }
   if (vhdx_preset_data_write_guid (m.parent, &next) == -1) goto out;
-  if (m.parent->size < c->size &&
-      m.parent->drv->resize (m.parent, c->size) == -1)
-    goto out;
+  if (m.parent->size < c->size) {
+    uint64_t old = m.parent->size;
+    if (rct_resize_prepare (m.parent, c->size) == -1 ||
+        m.parent->drv->resize (m.parent, c->size) == -1 ||
+        rct_resized (m.parent, old, c->size) == -1)
+      goto out;
+  }
   if (!(m.buf = malloc (4 * MiB))) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
   r = c->drv->map_layer (c, 0, c->size, merge_extent, &m);
-  if (r == 0) r = m.parent->drv->flush (m.parent);
+  if (r == 0) r = disk_flush (m.parent);
  out:
   free (m.buf);
   struct saved_error se;

@@ -140,7 +140,7 @@ raw_resize (struct vhdkit_disk *d, uint64_t new_size)
 
 static const struct driver raw_driver = {
   "raw", raw_pread, raw_pwrite, raw_zero, raw_flush, raw_close,
-  raw_get_info, raw_map_layer, raw_resize,
+  raw_get_info, raw_map_layer, raw_resize, NULL,
 };
 
 int

@@ -185,6 +185,10 @@ vhdx_begin_write (struct vhdx *s, bool data_change)
     set_error_errno (errno, "%s: random GUID", s->d->path);
     return -1;
   }
+  /* INV-4: change tracking records the new value durably first, so that
+   * a crash between the two never looks like a foreign write. */
+  if (renew && rct_before_data_write_guid (s->d, dw.b) == -1)
+    return -1;
   if (vhdx_write_header (s, renew ? &dw : NULL, NULL, 2) == -1)
     return -1;
   if (renew) s->data_guid_renewed = true;

@@ -686,9 +686,16 @@ vhdx_resize (struct vhdkit_disk *d, uint64_t new_size)
   return 0;
 }
 
+static void
+vhdx_data_write_guid (struct vhdkit_disk *d, uint8_t out[16])
+{
+  struct vhdx *s = d->priv;
+  memcpy (out, s->hdr[s->cur].data_write.b, 16);
+}
+
 static const struct driver vhdx_driver = {
   "vhdx", vhdx_pread, vhdx_pwrite, vhdx_zero, vhdx_flush, vhdx_close,
-  vhdx_get_info, vhdx_map_layer, vhdx_resize,
+  vhdx_get_info, vhdx_map_layer, vhdx_resize, vhdx_data_write_guid,
 };
 
 /* ---- parents ---- */

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the bad-input tests: damaged copies of vhdkit-made images,
 # built with vhdxmut.py.  Source it after lib.sh:
 #   . "$(dirname "$0")/badinput-lib.sh"
@@ -29,7 +30,7 @@ make_base () {
 damaged () {
   local f=$T/$1.vhdx
   rm -f "$f"
-  cp "$T/base.vhdx" "$f"
+  cp "$T/base.vhdx" "$f" || fail "cannot copy the base image"
   printf '%s\n' "$f"
 }
 
@@ -37,6 +38,7 @@ mut () { "$PY" "$MUT" "$@" || fail "vhdxmut $* failed"; }
 
 # run_verb VERB FILE: run "vhdkit VERB FILE" under a timeout; status in
 # $verb_rc, stdout in $T/out, stderr in $T/err.
+verb_rc=0
 run_verb () {
   verb_rc=0
   timeout 60 "$VHDKIT" "$1" "$2" >"$T/out" 2>"$T/err" || verb_rc=$?

@@ -33,7 +33,7 @@ case_unknown_optional_item () {
 case_missing_virtual_size () {
   # Rename the VirtualDiskSize item's GUID and clear its IsRequired flag:
   # the image then has no virtual size at all (and no unknown required item).
-  local f idx base
+  local f idx
   f=$(damaged no-vsize)
   idx=$("$PY" - "$f" "$MUT" <<'PY'
 import sys, importlib.util

@@ -26,7 +26,7 @@ case_both_region_tables () {
 # One region table copy damaged: MS-VHDX leaves the reader's choice (use
 # the other copy, or refuse); either way cleanly, and never a wrong read.
 case_region_table1_only () {
-  local f got; f=$(damaged regi1); mut break-region-sig "$f" 1
+  local f; f=$(damaged regi1); mut break-region-sig "$f" 1
   survives "$f"
   if "$VHDKIT" read "$f" >"$T/r.out" 2>/dev/null; then
     same "read with region table 1 damaged" "$(file_sha "$T/r.out")" "$(file_sha "$T/base.raw")"

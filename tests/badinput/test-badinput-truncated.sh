@@ -13,7 +13,7 @@ loglen=$("$PY" "$MUT" get "$T/base.vhdx" current.log_length)
 fsize=$(stat -c %s "$T/base.vhdx")
 info "layout: log $logoff+$loglen, BAT $bat, metadata $meta, file $fsize"
 
-cut () { local f; f=$(damaged "cut-$1"); truncate -s "$2" "$f"; printf '%s\n' "$f"; }
+cut () { local f; f=$(damaged "cut-$1") && truncate -s "$2" "$f" || exit 1; printf '%s\n' "$f"; }
 
 case_0 ()        { refused "$(cut 0 0)"; }
 case_1000 ()     { refused "$(cut 1000 1000)"; }

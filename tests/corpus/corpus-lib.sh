@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the corpus tests (real VHDX files written by Hyper-V, Windows
 # and QEMU; /work/shared/corpus/README.md lists their content hashes).
 # Source it after lib.sh:   . "$(dirname "$0")/corpus-lib.sh"
@@ -10,16 +11,19 @@
 
 . "$TOP/tests/interop/peer-lib.sh"
 
+[ -d "$VHDKIT_CORPUS" ] ||
+  skip "corpus not found at VHDKIT_CORPUS=$VHDKIT_CORPUS — foreign-image tests did NOT run"
 need_vhdkit
 
 # corpus_copy REL: print the path of a private, read-only copy of corpus
 # file REL in $T (decompressed if it is .gz/.xz/.bz2).
 corpus_copy () {
   local rel=$1 p dst
-  p=$(corpus_file "$rel")
+  # (errexit is off inside command substitutions: pass a skip/fail on.)
+  p=$(corpus_file "$rel") || exit $?
   case "$p" in
     "$T"/*) dst=$p ;;
-    *) dst=$T/$(basename "$p"); [ -e "$dst" ] || cp "$p" "$dst" ;;
+    *) dst=$T/$(basename "$p"); [ -e "$dst" ] || cp "$p" "$dst" || exit 1 ;;
   esac
   chmod a-w "$dst"
   printf '%s\n' "$dst"

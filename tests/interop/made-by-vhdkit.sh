@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared body of test-interop-vhdkit-made-{fixed,dynamic}.sh:
 # made_by_vhdkit TYPE BLOCK SIZE — vhdkit creates the image and writes the
 # standard pattern; qemu-img check passes; vhdkit, qemu-img and libvhdi all

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the corpus, interop and bad-input tests.
 # Source it after lib.sh:   . "$(dirname "$0")/../interop/peer-lib.sh"
 #
@@ -7,6 +8,7 @@
 # with dd, so that "vhdkit read", "qemu-img convert" and libvhdi are each
 # compared with an independent truth, not merely with one another.
 
+export MUT VHDI_READ
 MUT=$TOP/tests/badinput/vhdxmut.py
 VHDI_READ=$TOP/tests/interop/vhdi_read.py
 
@@ -159,6 +161,7 @@ to_bytes () {
 # of cases can go on after one fails) and leave its status in $try_rc.
 # Call it as a plain statement, never under if/||/&& (bash would switch
 # errexit off inside).  A skip (77) inside skips the whole test.
+try_rc=0
 try () {
   set +e
   ( set -e; "$@" )

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared body of test-interop-qemu-made-*.sh:
 # qemu_made NAME SIZE OPTIONS: qemu-img creates the image with OPTIONS and
 # qemu-io writes patterns into it; vhdkit reads exactly what qemu-img reads;

@@ -1,0 +1,294 @@
+/* vhdkit rct: resilient change tracking on one image.  One verb with
+ * sub-verbs (enable, disable, status, checkpoint), each a struct
+ * cli_verb of its own named "rct SUB", so that --help, usage errors and
+ * failures read "vhdkit rct SUB: ..." and point at the right --help.
+ *
+ * The verbs that change tracking state open the image read-write (which
+ * takes the image's exclusive lock: a second writer gets 32774) and
+ * treat a failed close as a failure, since closing is what makes the
+ * last state durable.  checkpoint prints the new RCT ID only once the
+ * image is closed, so a script never records an ID whose reference
+ * point might not have reached the disk.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vhdkit.h"
+#include "cli.h"
+
+/* Close D; a failure there fails a command that had succeeded. */
+static int
+close_disk (struct vhdkit_disk *d, int r)
+{
+  if (vhdkit_disk_close (d) == -1 && r == CLI_EXIT_OK)
+    r = cli_lib_error ();
+  return r;
+}
+
+/* ---- rct enable ---- */
+
+static const struct cli_verb verb_enable;
+
+static int
+run_enable (int argc, char **argv)
+{
+  struct vhdkit_disk *d;
+  uint32_t granularity = 0;
+  char **ops;
+  int r;
+  struct cli_opt opts[] = {
+    CLI_ARG ("granularity", CLI_OPT_U32, &granularity, "SIZE",
+             "a power of two from the logical sector size to 2M "
+             "(default and 0: 64K)"),
+    CLI_END,
+  };
+
+  r = cli_parse_args (&verb_enable, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+
+  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
+  if (d == NULL)
+    return cli_lib_error ();
+  r = vhdkit_rct_enable (d, granularity) == -1 ? cli_lib_error ()
+    : CLI_EXIT_OK;
+  return close_disk (d, r);
+}
+
+static const struct cli_verb verb_enable = {
+  "rct enable", "PATH", 1, "[--granularity SIZE]",
+  "Start tracking changes to an image", run_enable,
+};
+
+/* ---- rct disable ---- */
+
+static const struct cli_verb verb_disable;
+
+static int
+run_disable (int argc, char **argv)
+{
+  struct vhdkit_disk *d;
+  char **ops;
+  int r;
+  struct cli_opt opts[] = { CLI_END };
+
+  r = cli_parse_args (&verb_disable, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+
+  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
+  if (d == NULL)
+    return cli_lib_error ();
+  r = vhdkit_rct_disable (d) == -1 ? cli_lib_error () : CLI_EXIT_OK;
+  return close_disk (d, r);
+}
+
+static const struct cli_verb verb_disable = {
+  "rct disable", "PATH", 1, "",
+  "Stop tracking and delete the tracking files (every RCT ID becomes "
+  "invalid)", run_disable,
+};
+
+/* ---- rct status ---- */
+
+/* The same layout as `vhdkit info`: aligned "Name: value" lines, or one
+ * JSON object with the same keys. */
+struct field {
+  const char *name;
+  enum { STR, NUM, BOOL } kind;
+  const char *str;
+  uint64_t num;
+};
+
+static void
+print_text (const struct field *f, size_t n)
+{
+  size_t i, width = 0;
+
+  for (i = 0; i < n; i++) {
+    if (strlen (f[i].name) > width)
+      width = strlen (f[i].name);
+  }
+  for (i = 0; i < n; i++) {
+    int pad = (int) (width - strlen (f[i].name)) + 1;
+
+    if (f[i].kind == STR && *f[i].str == '\0')
+      printf ("%s:\n", f[i].name);
+    else if (f[i].kind == STR)
+      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].str);
+    else if (f[i].kind == NUM)
+      printf ("%s:%*s%" PRIu64 "\n", f[i].name, pad, "", f[i].num);
+    else
+      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].num ? "true" : "false");
+  }
+}
+
+static void
+print_json (const struct field *f, size_t n)
+{
+  const char *sep = "{\n";
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    printf ("%s  ", sep);
+    cli_json_string (stdout, f[i].name);
+    printf (": ");
+    if (f[i].kind == STR)
+      cli_json_string (stdout, f[i].str);
+    else if (f[i].kind == NUM)
+      printf ("%" PRIu64, f[i].num);
+    else
+      printf ("%s", f[i].num ? "true" : "false");
+    sep = ",\n";
+  }
+  printf ("\n}\n");
+}
+
+static const struct cli_verb verb_status;
+
+static int
+run_status (int argc, char **argv)
+{
+  struct vhdkit_rct_status st;
+  struct vhdkit_disk *d;
+  char **ops;
+  int r;
+  struct cli_opt opts[] = {
+    CLI_FLAG ("json", &cli_json, 1, "print one JSON object"),
+    CLI_END,
+  };
+
+  r = cli_parse_args (&verb_status, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+
+  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
+  if (d == NULL)
+    return cli_lib_error ();
+  memset (&st, 0, sizeof st);
+  if (vhdkit_rct_status (d, &st) == -1)
+    return close_disk (d, cli_lib_error ());
+  r = close_disk (d, CLI_EXIT_OK);
+  if (r != CLI_EXIT_OK)
+    return r;
+
+  /* Never trust the library to have terminated its strings. */
+  st.most_recent_id[sizeof st.most_recent_id - 1] = '\0';
+  st.epoch[sizeof st.epoch - 1] = '\0';
+  {
+    const struct field f[] = {
+      { "Enabled", BOOL, NULL, st.enabled },
+      { "NewerChanges", BOOL, NULL, st.newer_changes },
+      { "MostRecentId", STR, st.most_recent_id, 0 },
+      { "Granularity", NUM, NULL, st.granularity },
+      { "Epoch", STR, st.epoch, 0 },
+      { "Generation", NUM, NULL, st.generation },
+      { "Recovered", BOOL, NULL, st.recovered },
+    };
+    size_t n = sizeof f / sizeof f[0];
+
+    if (cli_json)
+      print_json (f, n);
+    else
+      print_text (f, n);
+  }
+  return CLI_EXIT_OK;
+}
+
+static const struct cli_verb verb_status = {
+  "rct status", "PATH", 1, "[--json]",
+  "Show the change tracking state of an image", run_status,
+};
+
+/* ---- rct checkpoint ---- */
+
+static const struct cli_verb verb_checkpoint;
+
+static int
+run_checkpoint (int argc, char **argv)
+{
+  struct vhdkit_disk *d;
+  char id[VHDKIT_RCT_ID_MAX];
+  char **ops;
+  int r;
+  struct cli_opt opts[] = { CLI_END };
+
+  r = cli_parse_args (&verb_checkpoint, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE)
+    return r;
+
+  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
+  if (d == NULL)
+    return cli_lib_error ();
+  memset (id, 0, sizeof id);
+  r = vhdkit_rct_checkpoint (d, id) == -1 ? cli_lib_error () : CLI_EXIT_OK;
+  r = close_disk (d, r);
+  if (r != CLI_EXIT_OK)
+    return r;
+  id[sizeof id - 1] = '\0';
+  if (id[0] == '\0')
+    return cli_error (VHDKIT_RC_FAILED, "%s: the library returned an empty "
+                      "RCT ID", ops[0]);
+  if (printf ("%s\n", id) < 0)
+    return cli_stdout_error ();
+  return CLI_EXIT_OK;
+}
+
+static const struct cli_verb verb_checkpoint = {
+  "rct checkpoint", "PATH", 1, "",
+  "Create a reference point and print its RCT ID", run_checkpoint,
+};
+
+/* ---- rct: pick the sub-verb ---- */
+
+static const struct cli_verb *const subverbs[] = {
+  &verb_enable, &verb_disable, &verb_status, &verb_checkpoint,
+};
+#define NSUBVERBS (sizeof subverbs / sizeof subverbs[0])
+
+static void
+print_help (void)
+{
+  size_t i;
+
+  printf ("Usage: vhdkit rct SUBVERB [OPTIONS] PATH\n"
+          "%s.\n"
+          "\n"
+          "Sub-verbs:\n", cli_verb_rct.summary);
+  for (i = 0; i < NSUBVERBS; i++)
+    printf ("  %-12s %s\n", subverbs[i]->name + 4, subverbs[i]->summary);
+  printf ("\n"
+          "Run 'vhdkit rct SUBVERB --help' for the options of a sub-verb.\n");
+}
+
+static int
+run (int argc, char **argv)
+{
+  const char *arg = argc > 1 ? argv[1] : NULL;
+  size_t i;
+
+  if (arg == NULL)
+    return cli_usage ("missing sub-verb (enable, disable, status or "
+                      "checkpoint)");
+  if (strcmp (arg, "-h") == 0 || strcmp (arg, "--help") == 0) {
+    print_help ();
+    return CLI_EXIT_OK;
+  }
+  if (arg[0] == '-')
+    return cli_usage ("expected a sub-verb before option '%s'", arg);
+  for (i = 0; i < NSUBVERBS; i++) {
+    if (strcmp (arg, subverbs[i]->name + 4) == 0)
+      break;
+  }
+  if (i == NSUBVERBS)
+    return cli_usage ("unknown sub-verb '%s'", arg);
+
+  cli_verb_name = subverbs[i]->name;
+  return subverbs[i]->run (argc - 1, argv + 1);
+}
+
+const struct cli_verb cli_verb_rct = {
+  "rct", "SUBVERB", 1, "[OPTIONS] PATH",
+  "Enable, disable, inspect or checkpoint change tracking", run,
+};

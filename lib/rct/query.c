@@ -1,0 +1,214 @@
+/* GetVirtualDiskChanges (DESIGN.md §3): validation and return codes,
+ * then a walk of the tracking summary that visits only leaf pages whose
+ * newest tag is after the limit, so the cost follows the number of
+ * changed pages, not the disk size.  Ranges are coalesced across block
+ * and page boundaries, clipped to the window, and paged by a cap. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rct.h"
+
+struct out {
+  struct vhdkit_changes *c;
+  size_t cap;                    /* caller's range cap */
+  size_t alloc;
+  uint64_t win_lo, win_hi;
+  bool open;                     /* a range is being extended */
+  uint64_t lo, hi;
+  uint8_t kind;
+  bool full;                     /* cap reached: stop */
+};
+
+static int
+push (struct out *o)
+{
+  if (o->c->count == o->alloc) {
+    size_t n = o->alloc ? o->alloc * 2 : 256;
+    if (n > o->cap) n = o->cap;
+    uint64_t *a = realloc (o->c->offsets, n * 8), *b;
+    if (!a) return -1;
+    o->c->offsets = a;
+    b = realloc (o->c->lengths, n * 8);
+    if (!b) return -1;
+    o->c->lengths = b;
+    uint8_t *k = realloc (o->c->kinds, n);
+    if (!k) return -1;
+    o->c->kinds = k;
+    o->alloc = n;
+  }
+  o->c->offsets[o->c->count] = o->lo;
+  o->c->lengths[o->c->count] = o->hi - o->lo;
+  o->c->kinds[o->c->count] = o->kind;
+  o->c->count++;
+  o->open = false;
+  return 0;
+}
+
+/* Add the changed byte range [lo, hi) (ascending calls). */
+static int
+add (struct out *o, uint64_t lo, uint64_t hi, uint8_t kind)
+{
+  if (lo < o->win_lo) lo = o->win_lo;
+  if (hi > o->win_hi) hi = o->win_hi;
+  if (lo >= hi) return 0;
+  if (o->open && lo <= o->hi) {
+    if (hi > o->hi) o->hi = hi;
+    if (kind != o->kind) o->kind = VHDKIT_CHANGE_DATA;
+    return 0;
+  }
+  /* A range opens only while there is room for it, so pushing the open
+   * one always fits; the next needs room of its own. */
+  if (o->open && push (o) == -1) return -1;
+  if (o->c->count >= o->cap) { o->full = true; return 0; }
+  o->open = true;
+  o->lo = lo; o->hi = hi; o->kind = kind;
+  return 0;
+}
+
+void
+vhdkit_changes_free (struct vhdkit_changes *c)
+{
+  if (!c) return;
+  free (c->offsets);
+  free (c->lengths);
+  free (c->kinds);
+  memset (c, 0, sizeof *c);
+}
+
+static int
+query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
+              uint64_t off, uint64_t len, size_t max_ranges,
+              struct vhdkit_changes *c)
+{
+  /* §3.3: a target snapshot is for VHD Sets only. */
+  if (target && *target) {
+    set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
+               "%s: TargetSnapshotId applies to VHD Sets (.vhds) only", d->path);
+    return -1;
+  }
+  /* §3.1 */
+  uint64_t end;
+  if (off % d->lss || len % d->lss) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: ByteOffset %" PRIu64 " and ByteLength %" PRIu64
+               " must be multiples of the logical sector size %" PRIu32, d->path, off, len, d->lss);
+    return -1;
+  }
+  if (!add_ok (off, len, &end) || end > d->size) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: ByteOffset %" PRIu64 " + ByteLength %" PRIu64 " exceeds the virtual size %" PRIu64,
+               d->path, off, len, d->size);
+    return -1;
+  }
+  /* §3.2 */
+  struct guid epoch;
+  uint32_t gen;
+  if (!limit_id || rct_parse_id (limit_id, &epoch, &gen) == -1) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: LimitId \"%s\" is not an RCT ID (rctX:<epoch>:<generation>)", d->path,
+               limit_id ? limit_id : "");
+    return -1;
+  }
+  struct rct *r = d->rct;
+  if (!r) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0,
+               "%s: change tracking is not enabled, so there are no reference points; a full backup is needed", d->path);
+    return -1;
+  }
+  if (r->state == RCT_BUSY) {
+    set_error (VHDKIT_RC_IN_USE, 0, "%s", r->why);
+    return -1;
+  }
+  if (r->state == RCT_INVALID) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: %s: every reference point is invalid; a full backup is needed",
+               d->path, r->why);
+    return -1;
+  }
+  if (!guid_eq (&epoch, &r->h.epoch)) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0,
+               "%s: RCT ID %s belongs to an earlier tracking epoch%s%s%s; a full backup is needed",
+               d->path, limit_id, r->why[0] ? " (" : "", r->why, r->why[0] ? ")" : "");
+    return -1;
+  }
+  if (gen == 0 || gen >= r->h.cur) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0,
+               "%s: RCT ID %s was never issued (the newest reference point is generation %" PRIu32 "); a full backup is needed",
+               d->path, limit_id, r->h.cur - 1);
+    return -1;
+  }
+  if (max_ranges == 0) max_ranges = VHDKIT_CHANGES_DEFAULT_MAX;
+
+  memset (c, 0, sizeof *c);
+  struct out o = { .c = c, .cap = max_ranges, .win_lo = off, .win_hi = end };
+  if (len == 0) return 0;
+  uint64_t g = r->h.granularity;
+  /* RCT-8: the part of the disk beyond its smallest size since GEN. */
+  uint64_t grown = rct_min_size_since (r, gen);
+  uint32_t *tags = malloc (RCT_PER_PAGE * 4);
+  if (!tags) goto nomem;
+  uint64_t b0 = off / g, b1 = div_round_up (end, g);
+  uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
+  for (uint64_t p = p0; p <= p1 && !o.full; ) {
+    uint64_t page_lo = p * RCT_PER_PAGE * g;
+    /* Skip whole L1 pages, then leaf pages, with nothing newer than GEN. */
+    if (p % RCT_PER_PAGE == 0 && p + RCT_PER_PAGE <= p1 && r->l2[p / RCT_PER_PAGE] <= gen &&
+        !r->any_recovered && page_lo + RCT_PER_PAGE * RCT_PER_PAGE * g <= grown) {
+      p += RCT_PER_PAGE;
+      continue;
+    }
+    bool rec = r->any_recovered && ((r->recovered[p / 8] >> (p % 8)) & 1);
+    if (p < r->npages && r->l1[p] <= gen && !rec) {
+      if (page_lo + RCT_PER_PAGE * g > grown) {
+        if (add (&o, grown > page_lo ? grown : page_lo, page_lo + RCT_PER_PAGE * g, VHDKIT_CHANGE_DATA) == -1) goto nomem;
+      }
+      p++;
+      continue;
+    }
+    if (rec) {
+      if (add (&o, page_lo, page_lo + RCT_PER_PAGE * g, VHDKIT_CHANGE_DATA) == -1) goto nomem;
+      p++;
+      continue;
+    }
+    if (rct_load_leaf (r, p, tags) == -1) { free (tags); return -1; }
+    uint64_t klo = p == p0 ? b0 % RCT_PER_PAGE : 0;
+    uint64_t khi = p == p1 ? (b1 - 1) % RCT_PER_PAGE : RCT_PER_PAGE - 1;
+    for (uint64_t k = klo; k <= khi && !o.full; k++) {
+      uint64_t blo = (p * RCT_PER_PAGE + k) * g;
+      if (RCT_GEN (tags[k]) > gen)
+        { if (add (&o, blo, blo + g, (tags[k] & RCT_ZERO_KIND) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1) goto nomem; }
+      else if (blo + g > grown)
+        { if (add (&o, grown > blo ? grown : blo, blo + g, VHDKIT_CHANGE_DATA) == -1) goto nomem; }
+    }
+    p++;
+  }
+  free (tags);
+  tags = NULL;
+  if (o.full) {
+    /* §3.5: stop where the last reported range ends. */
+    c->processed = c->offsets[c->count - 1] + c->lengths[c->count - 1] - off;
+  }
+  else {
+    if (o.open && push (&o) == -1) goto nomem;
+    c->processed = len;
+  }
+  return 0;
+ nomem:
+  free (tags);
+  vhdkit_changes_free (c);
+  set_error_errno (ENOMEM, "%s: the answer needs more memory than there is", d->path);
+  return -1;
+}
+
+int
+vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
+                         const char *target, uint64_t offset, uint64_t length,
+                         size_t max_ranges, struct vhdkit_changes *out)
+{
+  clear_error ();
+  memset (out, 0, sizeof *out);
+  pthread_mutex_lock (&d->lock);
+  int r = query_locked (d, limit_id, target, offset, length, max_ranges, out);
+  pthread_mutex_unlock (&d->lock);
+  return r;
+}

@@ -1,0 +1,957 @@
+/* Resilient change tracking: the tracking files of one image, their
+ * recovery on open, and the write path.
+ *
+ * What it owns: IMAGE.rct (header copies, L1 summary pages, leaf pages
+ * of per-block generation tags) and IMAGE.mrt (the coarse write-ahead
+ * map: one bit per leaf page), both through the io layer so the crash
+ * simulator covers them.  docs/FORMAT-rct.md gives the layout and the
+ * invariants RCT-1..RCT-8 cited below.
+ *
+ * Locking: called with the disk lock held; the files are flock()ed
+ * (exclusive for a writer, shared for a reader) for the life of the
+ * handle (INV-5).
+ *
+ * Crash behaviour: before any write reaches the image, the MRT bit of
+ * every leaf page it touches is durable (RCT-2); tags change in memory
+ * and become durable at flush, after which the bits are cleared (RCT-3).
+ * Recovery marks every block of a page whose bit is set as changed in
+ * the current generation (RCT-4), so a crash over-reports only those
+ * pages and never loses a change. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "rct.h"
+#include "endian.h"
+
+static char *
+sidecar (const char *path, const char *ext)
+{
+  char *p = NULL;
+  if (asprintf (&p, "%s%s", path, ext) == -1) return NULL;
+  return p;
+}
+
+static int
+fsync_dir (const char *path)
+{
+  char *c = strdup (path);
+  if (!c) return -1;
+  int fd = open (dirname (c), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free (c);
+  if (fd == -1) return -1;
+  int r = fsync (fd);
+  close (fd);
+  return r;
+}
+
+/* ---- header (RCT-1: two copies, sequence numbers, CRC) ---- */
+
+static int
+write_header (struct rct *r)
+{
+  uint8_t b[RCT_HDR_SIZE];
+  int slot = 1 - r->hslot;
+  r->h.seq++;
+  rct_encode_header (&r->h, b);
+  if (io_pwrite (r->io, b, sizeof b, (uint64_t) slot * RCT_HDR_SIZE) == -1 ||
+      io_sync (r->io) == -1) {
+    set_error_errno (errno, "%s: write tracking header", r->path);
+    return -1;
+  }
+  r->hslot = slot;
+  return 0;
+}
+
+static void
+fingerprint (struct vhdkit_disk *d, struct rct_header *h)
+{
+  struct rct *r = d->rct;
+  if (d->drv->data_write_guid) {
+    h->image_format = VHDKIT_FORMAT_VHDX;
+    d->drv->data_write_guid (d, h->dwg.b);
+    memset (h->pending_dwg.b, 0, 16);
+  }
+  else {
+    struct stat st;
+    h->image_format = VHDKIT_FORMAT_RAW;
+    if (stat (d->path, &st) == 0) {
+      h->st_dev = (uint64_t) st.st_dev;
+      h->st_ino = (uint64_t) st.st_ino;
+      h->st_size = (uint64_t) st.st_size;
+      h->st_mtime_ns = (uint64_t) st.st_mtim.tv_sec * 1000000000u + (uint64_t) st.st_mtim.tv_nsec;
+      h->st_ctime_ns = (uint64_t) st.st_ctim.tv_sec * 1000000000u + (uint64_t) st.st_ctim.tv_nsec;
+    }
+  }
+  (void) r;
+}
+
+/* ---- geometry and arrays ---- */
+
+static void
+free_arrays (struct rct *r)
+{
+  free (r->l1); free (r->l2); free (r->l1_dirty);
+  free (r->mrt); free (r->mrt_dirty); free (r->recovered);
+  r->l1 = r->l2 = NULL;
+  r->l1_dirty = r->mrt = r->mrt_dirty = r->recovered = NULL;
+  if (r->cache) {
+    for (size_t i = 0; i < r->cache_cap; i++) free (r->cache[i].tags);
+    free (r->cache);
+  }
+  r->cache = NULL;
+  r->cache_cap = r->cache_count = 0;
+}
+
+/* Size the in-memory arrays for SIZE, keeping what is there. */
+static int
+size_arrays (struct rct *r, uint64_t size)
+{
+  uint64_t np = div_round_up (div_round_up (size, r->h.granularity), RCT_PER_PAGE);
+  uint64_t nl1 = div_round_up (np, RCT_PER_PAGE);
+  uint64_t nm = div_round_up (np, MRT_BITS_PER_PAGE);
+  if (np <= r->npages && r->l1) return 0;
+  uint32_t *l1 = realloc (r->l1, (np ? np : 1) * 4);
+  if (!l1) goto nomem;
+  memset (l1 + r->npages, 0, (np - r->npages) * 4);
+  r->l1 = l1;
+  uint32_t *l2 = realloc (r->l2, (nl1 ? nl1 : 1) * 4);
+  if (!l2) goto nomem;
+  memset (l2 + r->nl1, 0, (nl1 - r->nl1) * 4);
+  r->l2 = l2;
+  uint8_t *ld = realloc (r->l1_dirty, nl1 ? nl1 : 1);
+  if (!ld) goto nomem;
+  memset (ld + r->nl1, 0, nl1 - r->nl1);
+  r->l1_dirty = ld;
+  uint8_t *m = realloc (r->mrt, (nm ? nm : 1) * (MRT_BITS_PER_PAGE / 8));
+  if (!m) goto nomem;
+  memset (m + r->nmrt * (MRT_BITS_PER_PAGE / 8), 0, (nm - r->nmrt) * (MRT_BITS_PER_PAGE / 8));
+  r->mrt = m;
+  uint8_t *md = realloc (r->mrt_dirty, nm ? nm : 1);
+  if (!md) goto nomem;
+  memset (md + r->nmrt, 0, nm - r->nmrt);
+  r->mrt_dirty = md;
+  uint8_t *rc = realloc (r->recovered, div_round_up (np ? np : 1, 8));
+  if (!rc) goto nomem;
+  memset (rc + div_round_up (r->npages, 8), 0, div_round_up (np ? np : 1, 8) - div_round_up (r->npages, 8));
+  r->recovered = rc;
+  r->npages = np;
+  r->nl1 = nl1;
+  r->nmrt = nm;
+  return 0;
+ nomem:
+  set_error_errno (ENOMEM, "%s: tracking state", r->path);
+  return -1;
+}
+
+static inline bool bit (const uint8_t *b, uint64_t i) { return (b[i / 8] >> (i % 8)) & 1; }
+static inline void setbit (uint8_t *b, uint64_t i) { b[i / 8] |= (uint8_t) (1u << (i % 8)); }
+
+/* The MRT bit of leaf page P lives in MRT page P / MRT_BITS_PER_PAGE. */
+static inline bool mrt_get (const struct rct *r, uint64_t p)
+{
+  return bit (r->mrt + (p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8), p % MRT_BITS_PER_PAGE);
+}
+static inline void mrt_set (struct rct *r, uint64_t p)
+{
+  setbit (r->mrt + (p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8), p % MRT_BITS_PER_PAGE);
+  r->mrt_dirty[p / MRT_BITS_PER_PAGE] = 1;
+}
+
+static void
+l1_raise (struct rct *r, uint64_t p, uint32_t gen)
+{
+  if (r->l1[p] < gen) {
+    r->l1[p] = gen;
+    r->l1_dirty[p / RCT_PER_PAGE] = 1;
+    if (r->l2[p / RCT_PER_PAGE] < gen) r->l2[p / RCT_PER_PAGE] = gen;
+  }
+}
+
+/* ---- leaf pages ---- */
+
+static size_t
+cache_slot (const struct rct *r, uint64_t page)
+{
+  size_t i = (size_t) ((page * UINT64_C (0x9E3779B97F4A7C15)) >> 17) & (r->cache_cap - 1);
+  while (r->cache[i].page != UINT64_MAX && r->cache[i].page != page)
+    i = (i + 1) & (r->cache_cap - 1);
+  return i;
+}
+
+static int
+cache_grow (struct rct *r, bool drop_clean)
+{
+  size_t cap = r->cache_cap ? (drop_clean ? r->cache_cap : r->cache_cap * 2) : 256;
+  struct rct_leaf *old = r->cache;
+  size_t oldcap = r->cache_cap;
+  struct rct_leaf *n = malloc (cap * sizeof *n);
+  if (!n) return -1;
+  for (size_t i = 0; i < cap; i++) { n[i].page = UINT64_MAX; n[i].tags = NULL; n[i].dirty = false; }
+  r->cache = n;
+  r->cache_cap = cap;
+  r->cache_count = 0;
+  for (size_t i = 0; i < oldcap; i++) {
+    if (old[i].page == UINT64_MAX) continue;
+    if (drop_clean && !old[i].dirty) { free (old[i].tags); continue; }
+    n[cache_slot (r, old[i].page)] = old[i];
+    r->cache_count++;
+  }
+  free (old);
+  return 0;
+}
+
+/* Read leaf page P into TAGS.  A damaged page, or a missing one the L1
+ * summary says has tags, counts as all changed now: the conservative
+ * answer (RCT-6). */
+int
+rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
+{
+  if (r->cache_cap) {
+    size_t i = cache_slot (r, p);
+    if (r->cache[i].page == p) {
+      memcpy (tags, r->cache[i].tags, RCT_PER_PAGE * 4);
+      return 0;
+    }
+  }
+  uint8_t b[RCT_PAGE];
+  ssize_t n = io_pread (r->io, b, sizeof b, r->leaf_off + p * RCT_PAGE);
+  if (n < 0) {
+    set_error_errno (errno, "%s: read tracking page %" PRIu64, r->path, p);
+    return -1;
+  }
+  memset (b + n, 0, sizeof b - (size_t) n);
+  int c = rct_check_page (b, RCT_LEAF_MAGIC, p, &r->h.epoch);
+  if (c == 0) {
+    for (int k = 0; k < RCT_PER_PAGE; k++) tags[k] = get_le32 (b + 4 * k);
+    return 0;
+  }
+  if (c == 1 && r->l1[p] == 0) {
+    memset (tags, 0, RCT_PER_PAGE * 4);
+    return 0;
+  }
+  for (int k = 0; k < RCT_PER_PAGE; k++) tags[k] = r->h.cur;
+  return 0;
+}
+
+/* The cached, modifiable copy of leaf page P. */
+static uint32_t *
+leaf_for_write (struct rct *r, uint64_t p)
+{
+  if (!r->cache_cap && cache_grow (r, false) == -1) goto nomem;
+  size_t i = cache_slot (r, p);
+  if (r->cache[i].page == p) {
+    r->cache[i].dirty = true;
+    return r->cache[i].tags;
+  }
+  if (r->cache_count >= 16384) {
+    if (cache_grow (r, true) == -1) goto nomem;
+    i = cache_slot (r, p);
+  }
+  if ((r->cache_count + 1) * 2 > r->cache_cap) {
+    if (cache_grow (r, false) == -1) goto nomem;
+    i = cache_slot (r, p);
+  }
+  uint32_t *t = malloc (RCT_PER_PAGE * 4);
+  if (!t) goto nomem;
+  if (rct_load_leaf (r, p, t) == -1) { free (t); return NULL; }
+  r->cache[i].page = p;
+  r->cache[i].tags = t;
+  r->cache[i].dirty = true;
+  r->cache_count++;
+  return t;
+ nomem:
+  set_error_errno (ENOMEM, "%s: tracking cache", r->path);
+  return NULL;
+}
+
+/* ---- loading ---- */
+
+static int
+load_l1 (struct rct *r)
+{
+  uint8_t b[RCT_PAGE];
+  uint32_t *tags = malloc (RCT_PER_PAGE * 4);
+  if (!tags) { set_error_errno (ENOMEM, "%s", r->path); return -1; }
+  for (uint64_t j = 0; j < r->nl1; j++) {
+    ssize_t n = io_pread (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE);
+    if (n < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
+    memset (b + n, 0, sizeof b - (size_t) n);
+    int c = rct_check_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
+    uint64_t first = j * RCT_PER_PAGE;
+    r->l2[j] = 0;
+    for (uint64_t k = 0; k < RCT_PER_PAGE && first + k < r->npages; k++) {
+      uint32_t v = 0;
+      if (c == 0)
+        v = get_le32 (b + 4 * k);
+      else if (c == -1 || (c == 1 && j < r->h.max_l1)) {
+        /* A damaged or lost summary page is rebuilt from its leaves. */
+        uint8_t lb[RCT_PAGE];
+        ssize_t m = io_pread (r->io, lb, sizeof lb, r->leaf_off + (first + k) * RCT_PAGE);
+        if (m < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
+        memset (lb + m, 0, sizeof lb - (size_t) m);
+        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, first + k, &r->h.epoch);
+        if (lc == 0)
+          for (int t = 0; t < RCT_PER_PAGE; t++) {
+            uint32_t g = RCT_GEN (get_le32 (lb + 4 * t));
+            if (g > v) v = g;
+          }
+        else if (lc == -1)
+          v = r->h.cur;
+        r->l1_dirty[j] = 1;
+      }
+      r->l1[first + k] = v;
+      if (v > r->l2[j]) r->l2[j] = v;
+    }
+  }
+  free (tags);
+  return 0;
+}
+
+static int
+load_mrt (struct rct *r)
+{
+  uint8_t b[RCT_PAGE];
+  for (uint64_t j = 0; j < r->nmrt; j++) {
+    uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
+    ssize_t n = r->mio ? io_pread (r->mio, b, sizeof b, j * RCT_PAGE) : 0;
+    if (n < 0) { set_error_errno (errno, "%s: read", r->mrt_path); return -1; }
+    memset (b + n, 0, sizeof b - (size_t) n);
+    int c = rct_check_page (b, RCT_MRT_MAGIC, j, &r->h.epoch);
+    if (c == 0) memcpy (bits, b, MRT_BITS_PER_PAGE / 8);
+    else if (c == 1) memset (bits, 0, MRT_BITS_PER_PAGE / 8);
+    else memset (bits, 0xff, MRT_BITS_PER_PAGE / 8);   /* damaged: assume all */
+  }
+  return 0;
+}
+
+/* ---- flush (RCT-3) ---- */
+
+static int
+write_mrt_pages (struct rct *r)
+{
+  uint8_t b[RCT_PAGE];
+  bool any = false;
+  for (uint64_t j = 0; j < r->nmrt; j++) {
+    if (!r->mrt_dirty[j]) continue;
+    const uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
+    memset (b, 0, sizeof b);
+    bool nonzero = false;
+    for (size_t k = 0; k < MRT_BITS_PER_PAGE / 8 && !nonzero; k++) nonzero = bits[k];
+    if (nonzero) {
+      memcpy (b, bits, MRT_BITS_PER_PAGE / 8);
+      rct_seal_page (b, RCT_MRT_MAGIC, j, &r->h.epoch);
+    }
+    if (io_pwrite (r->mio, b, sizeof b, j * RCT_PAGE) == -1) {
+      set_error_errno (errno, "%s: write", r->mrt_path);
+      return -1;
+    }
+    r->mrt_dirty[j] = 0;
+    any = true;
+  }
+  if (any && io_sync (r->mio) == -1) {
+    set_error_errno (errno, "%s: flush", r->mrt_path);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+flush_locked (struct rct *r)
+{
+  uint8_t b[RCT_PAGE];
+  bool wrote = false, grew = false;
+  for (size_t i = 0; i < r->cache_cap; i++) {
+    struct rct_leaf *l = &r->cache[i];
+    if (l->page == UINT64_MAX || !l->dirty) continue;
+    memset (b, 0, sizeof b);
+    for (int k = 0; k < RCT_PER_PAGE; k++) put_le32 (b + 4 * k, l->tags[k]);
+    rct_seal_page (b, RCT_LEAF_MAGIC, l->page, &r->h.epoch);
+    if (io_pwrite (r->io, b, sizeof b, r->leaf_off + l->page * RCT_PAGE) == -1) goto err;
+    l->dirty = false;
+    wrote = true;
+    if (l->page + 1 > r->h.max_leaf) { r->h.max_leaf = l->page + 1; grew = true; }
+  }
+  for (uint64_t j = 0; j < r->nl1; j++) {
+    if (!r->l1_dirty[j]) continue;
+    memset (b, 0, sizeof b);
+    uint64_t first = j * RCT_PER_PAGE;
+    for (uint64_t k = 0; k < RCT_PER_PAGE && first + k < r->npages; k++)
+      put_le32 (b + 4 * k, r->l1[first + k]);
+    rct_seal_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
+    if (io_pwrite (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE) == -1) goto err;
+    r->l1_dirty[j] = 0;
+    wrote = true;
+    if (j + 1 > r->h.max_l1) { r->h.max_l1 = j + 1; grew = true; }
+  }
+  if (wrote && io_sync (r->io) == -1) goto err;
+  if (grew && write_header (r) == -1) return -1;
+  /* Tags are durable: the write-ahead bits may go (RCT-3). */
+  for (uint64_t j = 0; j < r->nmrt; j++) {
+    uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
+    for (size_t k = 0; k < MRT_BITS_PER_PAGE / 8; k++)
+      if (bits[k]) { memset (bits, 0, MRT_BITS_PER_PAGE / 8); r->mrt_dirty[j] = 1; break; }
+  }
+  if (write_mrt_pages (r) == -1) return -1;
+  if (r->cache_count > 4096) cache_grow (r, true);
+  return 0;
+ err:
+  set_error_errno (errno, "%s: write tracking state", r->path);
+  return -1;
+}
+
+int
+rct_flush (struct vhdkit_disk *d)
+{
+  struct rct *r = d->rct;
+  if (!r || !r->writable || r->state != RCT_OK) return 0;
+  return flush_locked (r);
+}
+
+/* ---- new epochs ---- */
+
+static void
+reset_reason (struct rct *r, const char *why)
+{
+  snprintf (r->why, sizeof r->why, "%s", why);
+}
+
+/* Start a new epoch in place (RCT-7): new GUID, generation 1, no tags,
+ * no write-ahead bits.  The old tags are cut off by truncation. */
+static int
+new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
+{
+  struct rct_header h = { 0 };
+  h.seq = r->h.seq;
+  h.granularity = r->h.granularity;
+  if (!h.granularity || h.granularity < d->lss) h.granularity = d->lss > VHDKIT_RCT_DEFAULT_GRANULARITY ? d->lss : VHDKIT_RCT_DEFAULT_GRANULARITY;
+  if (guid_generate (&h.epoch) == -1) {
+    set_error_errno (errno, "%s: random GUID", r->path);
+    return -1;
+  }
+  h.cur = 1;
+  h.nsizes = 1;
+  h.sizes[0].gen = 1;
+  h.sizes[0].size = d->size;
+  r->h = h;
+  fingerprint (d, &r->h);
+  if (io_truncate (r->io, 2 * RCT_HDR_SIZE) == -1 || io_truncate (r->mio, 0) == -1 ||
+      io_sync (r->mio) == -1) {
+    set_error_errno (errno, "%s: reset tracking state", r->path);
+    return -1;
+  }
+  if (write_header (r) == -1 || write_header (r) == -1) return -1;
+  free_arrays (r);
+  r->npages = r->nl1 = r->nmrt = 0;
+  r->leaf_off = round_up (RCT_L1_OFF + rct_l1_pages (r->h.granularity) * RCT_PAGE, MiB);
+  if (size_arrays (r, d->size) == -1) return -1;
+  reset_reason (r, why);
+  return 0;
+}
+
+/* ---- attach / detach ---- */
+
+static void
+release (struct rct *r)
+{
+  if (!r) return;
+  if (r->io) io_close (r->io);
+  if (r->mio) io_close (r->mio);
+  free_arrays (r);
+  free (r->path);
+  free (r->mrt_path);
+  free (r);
+}
+
+/* A read-only view that cannot answer (RCT_INVALID) or a busy one. */
+static int
+degrade (struct rct *r, enum rct_state st, const char *why)
+{
+  r->state = st;
+  reset_reason (r, why);
+  return 0;
+}
+
+static bool
+raw_matches (const struct rct_header *h, const char *path)
+{
+  struct stat st;
+  if (stat (path, &st) == -1) return false;
+  return h->st_dev == (uint64_t) st.st_dev && h->st_ino == (uint64_t) st.st_ino &&
+    h->st_size == (uint64_t) st.st_size &&
+    h->st_mtime_ns == (uint64_t) st.st_mtim.tv_sec * 1000000000u + (uint64_t) st.st_mtim.tv_nsec &&
+    h->st_ctime_ns == (uint64_t) st.st_ctim.tv_sec * 1000000000u + (uint64_t) st.st_ctim.tv_nsec;
+}
+
+static int
+attach_files (struct vhdkit_disk *d, struct rct *r)
+{
+  char why[400];
+  /* Header: the valid copy with the higher sequence number. */
+  uint8_t b[RCT_HDR_SIZE];
+  struct rct_header h[2];
+  bool ok[2] = { false, false };
+  for (int i = 0; i < 2; i++) {
+    ssize_t n = io_pread (r->io, b, sizeof b, (uint64_t) i * RCT_HDR_SIZE);
+    if (n < 0) { set_error_errno (errno, "%s: read", r->path); return -1; }
+    ok[i] = n == (ssize_t) sizeof b && rct_decode_header (b, &h[i]) == 0;
+  }
+  bool damaged = !ok[0] && !ok[1];
+  if (!damaged) {
+    r->hslot = ok[0] && ok[1] ? (h[1].seq > h[0].seq) : ok[1];
+    r->h = h[r->hslot];
+  }
+  uint64_t fsize = 0;
+  io_get_size (r->io, &fsize);
+  if (damaged)
+    snprintf (why, sizeof why, "the tracking file %s is damaged (no valid header)", r->path);
+  else if (r->h.granularity < d->lss) {
+    damaged = true;
+    snprintf (why, sizeof why, "the tracking file %s has granularity %" PRIu32 " below the sector size", r->path, r->h.granularity);
+  }
+  else {
+    r->leaf_off = round_up (RCT_L1_OFF + rct_l1_pages (r->h.granularity) * RCT_PAGE, MiB);
+    if ((r->h.max_leaf && fsize < r->leaf_off + r->h.max_leaf * RCT_PAGE) ||
+        (r->h.max_l1 && fsize < RCT_L1_OFF + r->h.max_l1 * RCT_PAGE)) {
+      damaged = true;
+      snprintf (why, sizeof why, "the tracking file %s has been truncated", r->path);
+    }
+  }
+  /* The write-ahead map. */
+  r->mio = io_open (r->mrt_path, r->writable ? O_RDWR | O_CREAT : O_RDONLY, 0666);
+  if (!r->mio && errno != ENOENT) {
+    set_error_errno (errno, "%s: open", r->mrt_path);
+    return -1;
+  }
+  if (!damaged && !r->mio && r->h.session_dirty) {
+    damaged = true;
+    snprintf (why, sizeof why, "the write-ahead map %s is missing after an unclean close", r->mrt_path);
+  }
+  if (damaged) {
+    if (!r->writable) return degrade (r, RCT_INVALID, why);
+    if (!r->mio) return -1;
+    return new_epoch (r, d, why);
+  }
+  if (size_arrays (r, d->size) == -1 || load_l1 (r) == -1 || load_mrt (r) == -1)
+    return -1;
+
+  /* INV-4: was the image changed by software that does not track? */
+  bool foreign = false;
+  if (d->drv->data_write_guid) {
+    struct guid now;
+    d->drv->data_write_guid (d, now.b);
+    if (guid_eq (&now, &r->h.dwg)) ;
+    else if (!guid_is_zero (&r->h.pending_dwg) && guid_eq (&now, &r->h.pending_dwg)) {
+      r->h.dwg = now;       /* our own session's change (RCT-5) */
+    }
+    else {
+      char a[40], e[40];
+      guid_to_text (&now, a);
+      guid_to_text (&r->h.dwg, e);
+      foreign = true;
+      snprintf (why, sizeof why, "%s was changed by software that does not track changes (its DataWriteGuid is {%s}, tracking recorded {%s})",
+                d->path, a, e);
+    }
+  }
+  else if (!raw_matches (&r->h, d->path) && !r->h.session_dirty) {
+    foreign = true;
+    snprintf (why, sizeof why, "%s was changed by software that does not track changes (its size, times or inode differ from what tracking recorded)",
+              d->path);
+  }
+  if (foreign) {
+    if (!r->writable) return degrade (r, RCT_INVALID, why);
+    return new_epoch (r, d, why);
+  }
+
+  /* RCT-4: recovery from the write-ahead map. */
+  bool any = false;
+  for (uint64_t p = 0; p < r->npages; p++)
+    if (mrt_get (r, p)) { any = true; break; }
+  if (any) {
+    for (uint64_t p = 0; p < r->npages; p++) {
+      if (!mrt_get (r, p)) continue;
+      if (r->writable) {
+        uint32_t *t = leaf_for_write (r, p);
+        if (!t) return -1;
+        for (int k = 0; k < RCT_PER_PAGE; k++) t[k] = r->h.cur;
+        l1_raise (r, p, r->h.cur);
+      }
+      else {
+        setbit (r->recovered, p);
+        r->any_recovered = true;
+      }
+    }
+    snprintf (r->why, sizeof r->why, "recovered after an unclean close");
+    if (r->writable && flush_locked (r) == -1) return -1;
+  }
+  return 0;
+}
+
+int
+rct_attach (struct vhdkit_disk *d)
+{
+  char *path = sidecar (d->path, ".rct");
+  if (!path) { set_error_errno (ENOMEM, "%s", d->path); return -1; }
+  if (access (path, F_OK) == -1) { free (path); return 0; }
+  struct rct *r = calloc (1, sizeof *r);
+  if (!r) { free (path); set_error_errno (ENOMEM, "%s", d->path); return -1; }
+  r->d = d;
+  r->path = path;
+  r->mrt_path = sidecar (d->path, ".mrt");
+  r->writable = d->writable;
+  r->state = RCT_OK;
+  d->rct = r;
+  if (!r->mrt_path) goto nomem;
+  r->io = io_open (path, r->writable ? O_RDWR : O_RDONLY, 0);
+  if (!r->io) {
+    set_error_errno (errno, "%s: open", path);
+    goto fail;
+  }
+  if (io_lock (r->io, r->writable) == -1) {
+    if (errno != EWOULDBLOCK) { set_error_errno (errno, "%s: lock", path); goto fail; }
+    if (r->writable) {
+      set_error (VHDKIT_RC_IN_USE, 0, "%s: the tracking files are held by another writer", path);
+      goto fail;
+    }
+    char why[300];
+    snprintf (why, sizeof why, "%s is open for writing by another process; ask that process, or retry when it closes", d->path);
+    return degrade (r, RCT_BUSY, why);
+  }
+  if (attach_files (d, r) == -1) goto fail;
+  return 0;
+ nomem:
+  set_error_errno (ENOMEM, "%s", d->path);
+ fail:
+  error_prefix ("change tracking");
+  d->rct = NULL;
+  release (r);
+  return -1;
+}
+
+int
+rct_detach (struct vhdkit_disk *d)
+{
+  struct rct *r = d->rct;
+  if (!r) return 0;
+  int ret = 0;
+  if (r->writable && r->state == RCT_OK) {
+    if (flush_locked (r) == -1) ret = -1;
+    else if (r->session_marked || r->h.session_dirty) {
+      /* Clean close: record the image as it is now. */
+      r->h.session_dirty = 0;
+      fingerprint (d, &r->h);
+      if (write_header (r) == -1) ret = -1;
+    }
+  }
+  d->rct = NULL;
+  release (r);
+  return ret;
+}
+
+/* ---- the write path (RCT-2) ---- */
+
+int
+rct_note (struct vhdkit_disk *d, uint64_t off, uint64_t len, bool zero)
+{
+  struct rct *r = d->rct;
+  if (!r || !len) return 0;
+  if (r->state != RCT_OK || !r->writable) {
+    set_error (VHDKIT_RC_FAILED, 0, "%s: internal error: a write with tracking that cannot record it", d->path);
+    return -1;
+  }
+  if (!r->session_marked) {
+    r->h.session_dirty = 1;
+    if (write_header (r) == -1) return -1;
+    r->session_marked = true;
+  }
+  uint64_t g = r->h.granularity;
+  uint64_t b0 = off / g, b1 = div_round_up (off + len, g);
+  uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
+  if (p1 >= r->npages && size_arrays (r, off + len) == -1) return -1;
+  bool need = false;
+  for (uint64_t p = p0; p <= p1; p++)
+    if (!mrt_get (r, p)) { mrt_set (r, p); need = true; }
+  if (need && write_mrt_pages (r) == -1) return -1;
+  uint32_t tag = r->h.cur | (zero ? RCT_ZERO_KIND : 0);
+  for (uint64_t p = p0; p <= p1; p++) {
+    uint32_t *t = leaf_for_write (r, p);
+    if (!t) return -1;
+    uint64_t lo = p == p0 ? b0 % RCT_PER_PAGE : 0;
+    uint64_t hi = p == p1 ? (b1 - 1) % RCT_PER_PAGE : RCT_PER_PAGE - 1;
+    for (uint64_t k = lo; k <= hi; k++) t[k] = tag;
+    l1_raise (r, p, r->h.cur);
+  }
+  return 0;
+}
+
+int
+rct_before_data_write_guid (struct vhdkit_disk *d, const uint8_t guid[16])
+{
+  struct rct *r = d->rct;
+  if (!r || !r->writable || r->state != RCT_OK) return 0;
+  memcpy (r->h.pending_dwg.b, guid, 16);
+  r->h.session_dirty = 1;
+  r->session_marked = true;
+  return write_header (r);
+}
+
+/* ---- size history (RCT-8) ---- */
+
+uint64_t
+rct_min_size_since (const struct rct *r, uint32_t gen)
+{
+  uint64_t m = UINT64_MAX, at = r->h.sizes[0].size;
+  for (uint32_t i = 0; i < r->h.nsizes; i++) {
+    if (r->h.sizes[i].gen <= gen) at = r->h.sizes[i].size;
+    else if (r->h.sizes[i].size < m) m = r->h.sizes[i].size;
+  }
+  return at < m ? at : m;
+}
+
+int
+rct_resize_prepare (struct vhdkit_disk *d, uint64_t new_size)
+{
+  struct rct *r = d->rct;
+  if (!r || r->state != RCT_OK) return 0;
+  if (!r->session_marked) r->session_marked = true;
+  r->h.session_dirty = 1;
+  struct rct_header *h = &r->h;
+  /* Queries only ask about sealed generations, for which the smallest
+   * size a generation passed through is what matters. */
+  if (h->sizes[h->nsizes - 1].gen == h->cur) {
+    if (new_size < h->sizes[h->nsizes - 1].size) h->sizes[h->nsizes - 1].size = new_size;
+  }
+  else
+    h->sizes[h->nsizes++] = (struct rct_size) { h->cur, new_size };
+  if (h->nsizes >= RCT_SIZE_HISTORY) {
+    /* Out of room: start over (documented in FORMAT-rct.md). */
+    if (flush_locked (r) == -1) return -1;
+    return new_epoch (r, d, "the disk was resized more often than tracking can record");
+  }
+  return write_header (r);
+}
+
+int
+rct_resized (struct vhdkit_disk *d, uint64_t old_size, uint64_t new_size)
+{
+  struct rct *r = d->rct;
+  if (!r || r->state != RCT_OK) return 0;
+  return size_arrays (r, new_size);
+}
+
+/* ---- IDs ---- */
+
+void
+rct_format_id (const struct guid *epoch, uint32_t gen, char *out)
+{
+  char t[40];
+  guid_to_text (epoch, t);
+  for (char *c = t; *c; c++) if (*c == '-') *c = ':';
+  snprintf (out, VHDKIT_RCT_ID_MAX, "rctX:%s:%08" PRIx32, t, gen);
+}
+
+int
+rct_parse_id (const char *id, struct guid *epoch, uint32_t *gen)
+{
+  if (strncmp (id, "rctX:", 5) != 0 || strlen (id) != 5 + 36 + 1 + 8 || id[41] != ':')
+    return -1;
+  char t[37];
+  memcpy (t, id + 5, 36);
+  t[36] = '\0';
+  for (int i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (t[i] != ':') return -1;
+      t[i] = '-';
+    }
+  }
+  if (guid_from_text (epoch, t) == -1) return -1;
+  uint32_t g = 0;
+  for (int i = 42; i < 50; i++) {
+    char c = id[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+      c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (v < 0) return -1;
+    g = g << 4 | (uint32_t) v;
+  }
+  *gen = g;
+  return 0;
+}
+
+/* ---- public calls ---- */
+
+#define WITH_LOCK(d, body) do { pthread_mutex_lock (&(d)->lock); int r_ = (body); \
+    pthread_mutex_unlock (&(d)->lock); return r_; } while (0)
+
+static int
+enable_locked (struct vhdkit_disk *d, uint32_t g)
+{
+  if (!d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: enabling change tracking needs the image open for writing", d->path);
+    return -1;
+  }
+  if (d->rct) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: change tracking is already enabled", d->path);
+    return -1;
+  }
+  if (g == 0) g = VHDKIT_RCT_DEFAULT_GRANULARITY;
+  if (!is_pow2 (g) || g < d->lss || g > VHDKIT_RCT_MAX_GRANULARITY) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: tracking granularity %" PRIu32
+               " must be a power of two from the sector size %" PRIu32 " to 2 MiB", d->path, g, d->lss);
+    return -1;
+  }
+  char *path = sidecar (d->path, ".rct"), *mpath = sidecar (d->path, ".mrt");
+  struct io *io = NULL, *mio = NULL;
+  int ret = -1;
+  if (!path || !mpath) { set_error_errno (ENOMEM, "%s", d->path); goto out; }
+  /* Leftovers of an earlier, disabled or broken tracking go. */
+  unlink (mpath);
+  io = io_open (path, O_RDWR | O_CREAT | O_EXCL, 0666);
+  if (!io) {
+    if (errno == EEXIST)
+      set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: %s exists but could not be used; disable tracking first", d->path, path);
+    else
+      set_error_errno (errno, "%s: create", path);
+    goto out;
+  }
+  mio = io_open (mpath, O_RDWR | O_CREAT | O_TRUNC, 0666);
+  if (!mio) { set_error_errno (errno, "%s: create", mpath); goto out; }
+  struct rct tmp = { .d = d, .path = path, .mrt_path = mpath, .io = io, .mio = mio };
+  tmp.h.granularity = g;
+  if (new_epoch (&tmp, d, "") == -1) { free_arrays (&tmp); goto out; }
+  free_arrays (&tmp);
+  if (io_sync (mio) == -1 || fsync_dir (path) == -1) {
+    set_error_errno (errno, "%s: flush", path);
+    goto out;
+  }
+  io_close (io); io = NULL;
+  io_close (mio); mio = NULL;
+  ret = rct_attach (d);
+ out:
+  if (io) io_close (io);
+  if (mio) io_close (mio);
+  if (ret == -1 && path) { unlink (path); unlink (mpath); }
+  free (path);
+  free (mpath);
+  return ret;
+}
+
+int
+vhdkit_rct_enable (struct vhdkit_disk *d, uint32_t granularity)
+{
+  clear_error ();
+  WITH_LOCK (d, enable_locked (d, granularity));
+}
+
+static int
+disable_locked (struct vhdkit_disk *d)
+{
+  if (!d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: disabling change tracking needs the image open for writing", d->path);
+    return -1;
+  }
+  char *path = sidecar (d->path, ".rct"), *mpath = sidecar (d->path, ".mrt");
+  if (!path || !mpath) { free (path); free (mpath); set_error_errno (ENOMEM, "%s", d->path); return -1; }
+  if (!d->rct && access (path, F_OK) == -1) {
+    free (path); free (mpath);
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: change tracking is not enabled", d->path);
+    return -1;
+  }
+  if (d->rct) { release (d->rct); d->rct = NULL; }
+  int r = 0;
+  if ((unlink (path) == -1 && errno != ENOENT) || (unlink (mpath) == -1 && errno != ENOENT)) {
+    set_error_errno (errno, "%s: remove tracking files", d->path);
+    r = -1;
+  }
+  else
+    fsync_dir (path);
+  free (path); free (mpath);
+  return r;
+}
+
+int
+vhdkit_rct_disable (struct vhdkit_disk *d)
+{
+  clear_error ();
+  WITH_LOCK (d, disable_locked (d));
+}
+
+static int
+status_locked (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
+{
+  memset (st, 0, sizeof *st);
+  struct rct *r = d->rct;
+  if (!r) return 0;
+  if (r->state == RCT_BUSY) {
+    set_error (VHDKIT_RC_IN_USE, 0, "%s", r->why);
+    return -1;
+  }
+  if (r->state == RCT_INVALID) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s; a full backup is needed", r->why);
+    return -1;
+  }
+  st->enabled = true;
+  st->granularity = r->h.granularity;
+  st->generation = r->h.cur;
+  char t[40];
+  guid_to_text (&r->h.epoch, t);
+  snprintf (st->epoch, sizeof st->epoch, "%s", t);
+  if (r->h.cur > 1) rct_format_id (&r->h.epoch, r->h.cur - 1, st->most_recent_id);
+  for (uint64_t j = 0; j < r->nl1 && !st->newer_changes; j++)
+    st->newer_changes = r->l2[j] >= r->h.cur;
+  st->newer_changes |= r->any_recovered;
+  for (uint32_t i = 0; i < r->h.nsizes; i++)
+    st->newer_changes |= r->h.sizes[i].gen >= r->h.cur && r->h.cur > 1;
+  st->recovered = r->why[0] != '\0';
+  return 0;
+}
+
+int
+vhdkit_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
+{
+  clear_error ();
+  WITH_LOCK (d, status_locked (d, st));
+}
+
+static int
+checkpoint_locked (struct vhdkit_disk *d, char *id)
+{
+  struct rct *r = d->rct;
+  if (!r) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: change tracking is not enabled", d->path);
+    return -1;
+  }
+  if (!d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: a reference point needs the image open for writing", d->path);
+    return -1;
+  }
+  if (r->state != RCT_OK) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s", r->why);
+    return -1;
+  }
+  if (r->h.cur >= RCT_MAX_GEN) {
+    if (new_epoch (r, d, "the generation counter ran out") == -1) return -1;
+  }
+  /* Everything written so far belongs to the sealed generation: the
+   * image and the tags are durable before the header moves on. */
+  if (disk_flush (d) == -1) return -1;
+  uint32_t sealed = r->h.cur;
+  r->h.cur++;
+  if (write_header (r) == -1) {
+    r->h.cur--;
+    return -1;
+  }
+  rct_format_id (&r->h.epoch, sealed, id);
+  return 0;
+}
+
+int
+vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id)
+{
+  clear_error ();
+  WITH_LOCK (d, checkpoint_locked (d, id));
+}

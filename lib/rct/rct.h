@@ -1,0 +1,94 @@
+/* Private declarations of change tracking.  The on-disk format and the
+ * invariants RCT-n cited in the code are in docs/FORMAT-rct.md. */
+#ifndef VHDKIT_RCT_H
+#define VHDKIT_RCT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "guid.h"
+
+#define RCT_PAGE        4096
+#define RCT_PER_PAGE    1020           /* tags per leaf page / L1 entries per L1 page */
+#define RCT_HDR_SIZE    4096
+#define RCT_L1_OFF      (64 * 1024)
+#define MRT_BITS_PER_PAGE (4080 * 8)
+#define RCT_ZERO_KIND   0x80000000u    /* tag bit: last change was a zero */
+#define RCT_GEN(t)      ((t) & 0x7fffffffu)
+#define RCT_MAX_GEN     0x7ffffff0u
+#define RCT_SIZE_HISTORY 64
+
+enum rct_state {
+  RCT_OK,          /* tracking and trustworthy */
+  RCT_INVALID,     /* read-only view of state that cannot be trusted */
+  RCT_BUSY,        /* a writer holds the tracking files */
+};
+
+struct rct_size { uint32_t gen; uint64_t size; };
+
+/* The header (two copies, RCT-1). */
+struct rct_header {
+  uint64_t seq;
+  struct guid epoch;
+  uint32_t granularity;
+  uint32_t cur;                  /* generation now being written */
+  uint32_t session_dirty;        /* a writing session is (or was) open */
+  uint32_t image_format;         /* VHDKIT_FORMAT_VHDX or _RAW */
+  struct guid dwg, pending_dwg;  /* VHDX DataWriteGuid fingerprint */
+  uint64_t st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns;  /* raw */
+  uint64_t max_leaf;             /* leaf pages ever written (high water) */
+  uint64_t max_l1;               /* L1 pages ever written */
+  uint32_t nsizes;
+  struct rct_size sizes[RCT_SIZE_HISTORY];
+};
+
+struct rct_leaf {                /* a cached leaf page */
+  uint64_t page;                 /* index; UINT64_MAX = empty slot */
+  uint32_t *tags;                /* RCT_PER_PAGE */
+  bool dirty;
+};
+
+struct rct {
+  struct vhdkit_disk *d;
+  char *path, *mrt_path;
+  struct io *io, *mio;
+  enum rct_state state;
+  char why[512];                 /* for RCT_INVALID/BUSY: the sentence */
+  bool writable;
+  struct rct_header h;
+  int hslot;                     /* slot of the current header copy */
+  uint64_t leaf_off;             /* file offset of leaf page 0 */
+  uint64_t npages;               /* leaf pages covering the virtual size */
+  uint32_t *l1;                  /* max tag per leaf page (npages) */
+  uint32_t *l2;                  /* max of each L1 page's entries */
+  uint64_t nl1;                  /* L1 pages covering npages */
+  uint8_t *l1_dirty;             /* per L1 page */
+  uint8_t *mrt;                  /* MRT bits (npages) */
+  uint8_t *mrt_dirty;            /* per MRT page: needs writing */
+  uint64_t nmrt;
+  uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
+  bool any_recovered;
+  struct rct_leaf *cache;        /* open addressing by page */
+  size_t cache_cap, cache_count;
+  bool session_marked;           /* session_dirty written this session */
+};
+
+/* rct-format.c */
+void rct_encode_header (const struct rct_header *h, uint8_t *buf);
+int rct_decode_header (const uint8_t *buf, struct rct_header *h);
+void rct_seal_page (uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
+int rct_check_page (const uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
+uint64_t rct_leaf_capacity (uint32_t granularity);
+uint64_t rct_l1_pages (uint32_t granularity);
+#define RCT_LEAF_MAGIC 0x50544352u     /* "RCTP" */
+#define RCT_L1_MAGIC   0x53544352u     /* "RCTS" */
+#define RCT_MRT_MAGIC  0x4254524du     /* "MRTB" */
+
+/* rct.c, for query.c */
+int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);
+uint64_t rct_min_size_since (const struct rct *r, uint32_t gen);
+int rct_parse_id (const char *id, struct guid *epoch, uint32_t *gen);
+void rct_format_id (const struct guid *epoch, uint32_t gen, char *out);
+
+#endif
