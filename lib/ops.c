@@ -272,6 +272,16 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
   if (!(m.buf = malloc (4 * MiB))) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
   r = c->drv->map_layer (c, 0, c->size, merge_extent, &m);
   if (r == 0) r = disk_flush (m.parent);
+  /* The parent now durably has NEXT as its DataWriteGuid (if anything
+   * was written): point both linkages at it, so that readers checking
+   * only parent_linkage (libvhdi) accept the child too. */
+  if (r == 0) {
+    uint8_t now[16];
+    m.parent->drv->data_write_guid (m.parent, now);
+    struct guid g;
+    memcpy (g.b, now, 16);
+    r = vhdx_set_linkages (c, &g, &g);
+  }
  out:
   free (m.buf);
   struct saved_error se;

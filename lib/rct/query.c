@@ -126,9 +126,10 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
     return -1;
   }
   if (!guid_eq (&epoch, &r->h.epoch)) {
+    const char *why = r->h.reason[0] ? r->h.reason : "tracking was enabled again";
     set_error (VHDKIT_RC_INVALID_STATE, 0,
-               "%s: RCT ID %s belongs to an earlier tracking epoch%s%s%s; a full backup is needed",
-               d->path, limit_id, r->why[0] ? " (" : "", r->why, r->why[0] ? ")" : "");
+               "%s: RCT ID %s belongs to an earlier tracking epoch (the current one began because %s); a full backup is needed",
+               d->path, limit_id, why);
     return -1;
   }
   if (gen == 0 || gen >= r->h.cur) {

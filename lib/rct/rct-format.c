@@ -34,6 +34,7 @@ rct_encode_header (const struct rct_header *h, uint8_t *b)
     put_le32 (b + 152 + 16 * i, h->sizes[i].gen);
     put_le64 (b + 160 + 16 * i, h->sizes[i].size);
   }
+  memcpy (b + 2048, h->reason, strnlen (h->reason, sizeof h->reason - 1));
   put_le32 (b + 8, crc32c_skip (b, RCT_HDR_SIZE, 8));
 }
 
@@ -66,6 +67,8 @@ rct_decode_header (const uint8_t *b, struct rct_header *h)
     h->sizes[i].gen = get_le32 (b + 152 + 16 * i);
     h->sizes[i].size = get_le64 (b + 160 + 16 * i);
   }
+  memcpy (h->reason, b + 2048, sizeof h->reason - 1);
+  h->reason[sizeof h->reason - 1] = '\0';
   /* Values a writer never produces. */
   if (!is_pow2 (h->granularity) || h->granularity < 512 ||
       h->granularity > VHDKIT_RCT_MAX_GRANULARITY ||

@@ -438,6 +438,7 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
   h.nsizes = 1;
   h.sizes[0].gen = 1;
   h.sizes[0].size = d->size;
+  snprintf (h.reason, sizeof h.reason, "%s", why);
   r->h = h;
   fingerprint (d, &r->h);
   if (io_truncate (r->io, 2 * RCT_HDR_SIZE) == -1 || io_truncate (r->mio, 0) == -1 ||

@@ -41,6 +41,7 @@ struct rct_header {
   uint64_t max_l1;               /* L1 pages ever written */
   uint32_t nsizes;
   struct rct_size sizes[RCT_SIZE_HISTORY];
+  char reason[256];              /* why the current epoch began ("" = enabled) */
 };
 
 struct rct_leaf {                /* a cached leaf page */

@@ -914,8 +914,14 @@ vhdx_preset_data_write_guid (struct vhdkit_disk *d, const struct guid *dw)
 int
 vhdx_set_linkage2 (struct vhdkit_disk *d, const struct guid *link)
 {
-  struct vhdx *s = d->priv;
   struct vhdx *ps = d->parent->priv;
+  return vhdx_set_linkages (d, &ps->hdr[ps->cur].data_write, link);
+}
+
+int
+vhdx_set_linkages (struct vhdkit_disk *d, const struct guid *link1, const struct guid *link)
+{
+  struct vhdx *s = d->priv;
   if (vhdx_begin_write (s, false) == -1) return -1;
   uint8_t *t = malloc (VHDX_META_TABLE_SIZE);
   if (!t) { set_error_errno (ENOMEM, "%s", d->path); return -1; }
@@ -938,7 +944,7 @@ vhdx_set_linkage2 (struct vhdkit_disk *d, const struct guid *link)
     goto out;
   }
   char a[40], b[40];
-  guid_to_text (&ps->hdr[ps->cur].data_write, a);
+  guid_to_text (link1, a);
   guid_to_text (link, b);
   const char *k[5] = { "parent_linkage", "parent_linkage2", "relative_path", "volume_path", "absolute_win32_path" };
   const char *v[5] = { NULL, NULL, s->loc_relative, s->loc_volume, s->loc_absolute };
@@ -999,7 +1005,7 @@ vhdx_set_linkage2 (struct vhdkit_disk *d, const struct guid *link)
     if (vhdx_ms_mark_dirty (s, s->meta_off + sec) == -1) goto out;
   }
   if (vhdx_commit (s) == -1) goto out;
-  s->linkage = ps->hdr[ps->cur].data_write;
+  s->linkage = *link1;
   s->linkage2 = *link;
   s->has_linkage2 = true;
   ret = 0;

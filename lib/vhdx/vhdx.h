@@ -153,6 +153,10 @@ extern const struct guid VHDX_BAT_GUID, VHDX_META_GUID,
  * the parent's current DataWriteGuid as parent_linkage), durably; and
  * make a parent take DW as its next DataWriteGuid. */
 int vhdx_set_linkage2 (struct vhdkit_disk *child, const struct guid *link);
+/* The same with both linkages given (after a merge: both the parent's
+ * new DataWriteGuid, so readers that check only parent_linkage agree). */
+int vhdx_set_linkages (struct vhdkit_disk *child, const struct guid *link1,
+                       const struct guid *link2);
 int vhdx_preset_data_write_guid (struct vhdkit_disk *d, const struct guid *dw);
 
 /* vhdx.c, for check.c */

@@ -1,0 +1,1682 @@
+/* Model-based test of resilient change tracking (DESIGN.md §3, §4) through
+ * the public API only.
+ *
+ * Clean phase: random sequences of writes, zeros, discards, grows,
+ * checkpoints (every ID is kept), flushes, close+reopen, read-only
+ * reopens and disable+enable on small disks (dynamic VHDX with G = 64 KiB,
+ * G = 4 KiB, G = 2 MiB, a 4096-byte-sector VHDX, a raw image).  The model
+ * keeps, per G-block, the step of its last change and, per 512-byte unit,
+ * a tag naming its content.  After every step every live ID is queried
+ * over a random window with a random output cap (paging on
+ * ProcessedByteLength) and the answer must equal the model exactly
+ * (INV-1 and INV-3 in a clean state); the bytes the op touched and a
+ * random window are read back and compared with the byte model; at every
+ * reopen every ID is checked over the whole disk and the whole disk is
+ * read.  Invalidated IDs (disable) must give 32775, malformed ones 32773.
+ *
+ * Crash phase: a setup child builds a tracked image and a log of what it
+ * did; a child with VHDKIT_SIM=count learns how many syncs a random op
+ * sequence makes; a child with VHDKIT_SIM=crash:n=K:seed=S runs that
+ * sequence, appending each op to a log file with write(2)+fsync(2) before
+ * issuing it, and must die with exit 99; a verify child reopens the image
+ * and checks that every ID (including those returned before the crash)
+ * still answers (no 32775: a crash never forces a full backup), that each
+ * answer covers the model built from the logs with every logged op counted
+ * as done (INV-1), that every 512-byte unit holds its old content or one
+ * written by a logged op, and that IDs made after recovery are exact.
+ *
+ * Every phase runs in a fork()ed child so that VHDKIT_SIM is read fresh;
+ * the parent never calls libvhdkit.
+ *
+ * Environment:
+ *   VHDKIT_RCT_MODEL_STEPS    clean-phase steps in all (default 6000)
+ *   VHDKIT_RCT_MODEL_CRASHES  crash trials (default 72)
+ *   VHDKIT_RCT_MODEL_SEED     the seed (default: from the clock; printed)
+ *   VHDKIT_RCT_MODEL_KEEP     1 = keep the work directory
+ * Exit status: 0 pass, 1 fail (the seed and a rerun command are printed).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "vhdkit.h"
+
+#define UNIT 512u               /* the byte model's unit (torn-write grain) */
+#define SIM_EXIT_CRASH 99
+
+/* ---- failure reporting ---- */
+
+static uint64_t g_seed;         /* the run's seed */
+static char g_ctx[512];         /* where we are: phase, config, step */
+static char g_dir[512];         /* work directory */
+static char g_lastop[256];      /* the last op issued */
+
+static void fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2), noreturn));
+static void
+fail (const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "FAIL [seed=%" PRIu64 "] %s (last op: %s): ", g_seed,
+           g_ctx, g_lastop);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\n");
+  fflush (stderr);
+  exit (1);
+}
+
+static void
+fail_lib (const char *what)
+{
+  fail ("%s failed: rc %" PRIu32 " (%s), errno %d: %s", what,
+        vhdkit_get_error_code (), vhdkit_rc_name (vhdkit_get_error_code ())
+        ? vhdkit_rc_name (vhdkit_get_error_code ()) : "?",
+        vhdkit_get_errno (), vhdkit_get_error ());
+}
+
+/* ---- random numbers (splitmix64) ---- */
+
+static uint64_t rng;
+
+static uint64_t
+rnd (void)
+{
+  uint64_t z = (rng += UINT64_C (0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+static uint64_t rnd_below (uint64_t n) { return n ? rnd () % n : 0; }
+static bool chance (unsigned pct) { return rnd_below (100) < pct; }
+
+/* ---- helpers ---- */
+
+static char *
+pathf (const char *fmt, ...)
+{
+  static char bufs[8][600];
+  static unsigned i;
+  char *p = bufs[i++ % 8];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (p, sizeof bufs[0], fmt, ap);
+  va_end (ap);
+  return p;
+}
+
+static bool
+file_exists (const char *p)
+{
+  return access (p, F_OK) == 0;
+}
+
+static double
+now_s (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+env_u64 (const char *name, uint64_t dflt)
+{
+  const char *s = getenv (name);
+  char *end;
+  unsigned long long v;
+
+  if (s == NULL || *s == '\0')
+    return dflt;
+  errno = 0;
+  v = strtoull (s, &end, 10);
+  if (errno || *end) {
+    fprintf (stderr, "test-rct-model: bad %s=%s\n", name, s);
+    exit (2);
+  }
+  return v;
+}
+
+static void *
+xcalloc (size_t n, size_t sz)
+{
+  void *p = calloc (n ? n : 1, sz);
+  if (!p) {
+    perror ("calloc");
+    exit (2);
+  }
+  return p;
+}
+
+/* ---- the content pattern: each 512-byte unit says which op wrote it ---- */
+
+static inline uint64_t
+patword (uint32_t tag, uint64_t unit, unsigned w)
+{
+  return ((uint64_t) tag << 32) | (uint32_t) (unit * 64 + w + 1);
+}
+
+static void
+fill_pattern (void *buf, uint64_t off, uint64_t len, uint32_t tag)
+{
+  uint64_t *w = buf;
+  uint64_t u, first = off / UNIT;
+  unsigned i;
+
+  for (u = 0; u < len / UNIT; u++)
+    for (i = 0; i < UNIT / 8; i++)
+      w[u * (UNIT / 8) + i] = patword (tag, first + u, i);
+}
+
+/* The tag a unit holds, or UINT64_MAX if it is neither zeros nor a whole
+ * pattern. */
+static uint64_t
+unit_tag (const void *p, uint64_t unit)
+{
+  const uint64_t *w = p;
+  uint32_t tag = (uint32_t) (w[0] >> 32);
+  unsigned i;
+
+  if (w[0] == 0) {
+    for (i = 1; i < UNIT / 8; i++)
+      if (w[i] != 0)
+        return UINT64_MAX;
+    return 0;
+  }
+  if (tag == 0)
+    return UINT64_MAX;
+  for (i = 0; i < UNIT / 8; i++)
+    if (w[i] != patword (tag, unit, i))
+      return UINT64_MAX;
+  return tag;
+}
+
+/* ---- the model ---- */
+
+struct idrec {
+  char id[VHDKIT_RCT_ID_MAX];
+  uint64_t step;                /* the model step at which it was made */
+};
+
+struct model {
+  uint64_t size, max_size;
+  uint32_t lss, g;
+  uint64_t *touch;              /* per G-block: step of last change, 0 never */
+  uint32_t *tag;                /* per 512-byte unit; 0 = zeros */
+  uint64_t step;
+  struct idrec *ids;            /* live IDs, oldest first */
+  size_t nids, capids;
+  struct idrec *dead;           /* IDs invalidated by disable */
+  size_t ndead, capdead;
+  bool newer;                   /* changed since the most recent ID */
+};
+
+static void
+model_init (struct model *m, uint64_t size, uint64_t max_size, uint32_t lss,
+            uint32_t g)
+{
+  memset (m, 0, sizeof *m);
+  m->size = size;
+  m->max_size = max_size;
+  m->lss = lss;
+  m->g = g;
+  m->touch = xcalloc ((size_t) (max_size / g + 1), sizeof *m->touch);
+  m->tag = xcalloc ((size_t) (max_size / UNIT), sizeof *m->tag);
+}
+
+static void
+model_touch (struct model *m, uint64_t off, uint64_t len)
+{
+  uint64_t b;
+
+  if (len == 0)
+    return;
+  for (b = off / m->g; b <= (off + len - 1) / m->g; b++)
+    m->touch[b] = m->step;
+  m->newer = true;
+}
+
+static void
+model_write (struct model *m, uint64_t off, uint64_t len, uint32_t tag)
+{
+  uint64_t u;
+
+  m->step++;
+  for (u = off / UNIT; u < (off + len) / UNIT; u++)
+    m->tag[u] = tag;
+  model_touch (m, off, len);
+}
+
+static void
+model_grow (struct model *m, uint64_t new_size)
+{
+  m->step++;
+  model_touch (m, m->size, new_size - m->size);
+  m->size = new_size;
+}
+
+static void
+model_add_id (struct model *m, const char *id)
+{
+  if (m->nids == m->capids) {
+    m->capids = m->capids ? 2 * m->capids : 64;
+    m->ids = realloc (m->ids, m->capids * sizeof *m->ids);
+    if (!m->ids)
+      exit (2);
+  }
+  m->step++;
+  snprintf (m->ids[m->nids].id, VHDKIT_RCT_ID_MAX, "%s", id);
+  m->ids[m->nids].step = m->step;
+  m->nids++;
+  m->newer = false;
+}
+
+static void
+model_kill_ids (struct model *m)
+{
+  size_t i;
+
+  for (i = 0; i < m->nids; i++) {
+    if (m->ndead == m->capdead) {
+      m->capdead = m->capdead ? 2 * m->capdead : 64;
+      m->dead = realloc (m->dead, m->capdead * sizeof *m->dead);
+      if (!m->dead)
+        exit (2);
+    }
+    m->dead[m->ndead++] = m->ids[i];
+  }
+  m->nids = 0;
+  m->newer = false;
+}
+
+/* ---- range lists ---- */
+
+struct range { uint64_t off, len; };
+struct rlist { struct range *r; size_t n, cap; };
+
+static void
+rl_add (struct rlist *l, uint64_t off, uint64_t len)
+{
+  if (len == 0)
+    return;
+  if (l->n && l->r[l->n - 1].off + l->r[l->n - 1].len == off) {
+    l->r[l->n - 1].len += len;           /* coalesce */
+    return;
+  }
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->r = realloc (l->r, l->cap * sizeof *l->r);
+    if (!l->r)
+      exit (2);
+  }
+  l->r[l->n].off = off;
+  l->r[l->n].len = len;
+  l->n++;
+}
+
+static void rl_clear (struct rlist *l) { l->n = 0; }
+
+/* The model's answer for an ID made at STEP over [a, b). */
+static void
+model_expect (const struct model *m, uint64_t step, uint64_t a, uint64_t b,
+              struct rlist *out)
+{
+  uint64_t blk;
+
+  rl_clear (out);
+  if (a >= b)
+    return;
+  for (blk = a / m->g; blk <= (b - 1) / m->g; blk++) {
+    if (m->touch[blk] > step) {
+      uint64_t s = blk * m->g, e = s + m->g;
+      if (s < a) s = a;
+      if (e > b) e = b;
+      rl_add (out, s, e - s);
+    }
+  }
+}
+
+static void
+rl_print (const char *what, const struct rlist *l)
+{
+  size_t i;
+
+  fprintf (stderr, "  %s (%zu ranges):", what, l->n);
+  for (i = 0; i < l->n && i < 24; i++)
+    fprintf (stderr, " [%" PRIu64 "+%" PRIu64 ")", l->r[i].off, l->r[i].len);
+  fprintf (stderr, "%s\n", l->n > 24 ? " ..." : "");
+}
+
+/* Is every byte of WANT inside GOT?  Both sorted and coalesced. */
+static bool
+rl_covers (const struct rlist *got, const struct rlist *want,
+           uint64_t *missing)
+{
+  size_t i, j = 0;
+
+  for (i = 0; i < want->n; i++) {
+    uint64_t s = want->r[i].off, e = s + want->r[i].len;
+    while (s < e) {
+      while (j < got->n && got->r[j].off + got->r[j].len <= s)
+        j++;
+      if (j == got->n || got->r[j].off > s) {
+        *missing = s;
+        return false;
+      }
+      s = got->r[j].off + got->r[j].len;
+    }
+  }
+  return true;
+}
+
+static bool
+rl_equal (const struct rlist *a, const struct rlist *b)
+{
+  return a->n == b->n && (a->n == 0 ||
+                          memcmp (a->r, b->r, a->n * sizeof *a->r) == 0);
+}
+
+/* ---- queries ---- */
+
+static const char *
+rnd_target (void)
+{
+  switch (rnd_below (3)) {
+  case 0: return NULL;
+  case 1: return "";
+  default: return NULL;
+  }
+}
+
+static size_t
+rnd_cap (void)
+{
+  switch (rnd_below (8)) {
+  case 0: return 1;
+  case 1: return 2;
+  case 2: return 3;
+  case 3: return 1 + (size_t) rnd_below (16);
+  case 4: return 1000;
+  default: return 0;
+  }
+}
+
+struct qstats { uint64_t queries, calls; };
+static struct qstats qs;
+
+/* Query ID over [a, a+len) with output cap CAP, paging on processed; check
+ * every page's structure, and that the answer equals the model (EXACT) or
+ * covers it. */
+static void
+check_query (struct vhdkit_disk *d, const struct model *m,
+             const struct idrec *idr, uint64_t a, uint64_t len, size_t cap,
+             bool exact)
+{
+  static struct rlist got, want, page;
+  uint64_t off = a, end = a + len;
+  size_t eff_cap = cap ? cap : VHDKIT_CHANGES_DEFAULT_MAX;
+  unsigned pages = 0;
+
+  qs.queries++;
+  rl_clear (&got);
+  do {
+    struct vhdkit_changes c;
+    uint64_t rem = end - off;
+    size_t i;
+
+    memset (&c, 0xa5, sizeof c);
+    qs.calls++;
+    if (vhdkit_disk_get_changes (d, idr->id, rnd_target (), off, rem, cap,
+                                 &c) == -1)
+      fail_lib (pathf ("get_changes(%s, offset %" PRIu64 ", length %" PRIu64
+                       ", cap %zu)", idr->id, off, rem, cap));
+#define QFAIL(...) do {                                                 \
+      fprintf (stderr, "query %s window [%" PRIu64 ", %" PRIu64 ") cap %zu, " \
+               "page at %" PRIu64 " (#%u): processed %" PRIu64 ", %zu ranges\n", \
+               idr->id, a, end, cap, off, pages, c.processed, c.count); \
+      fail (__VA_ARGS__); } while (0)
+    if (rem == 0) {
+      if (c.processed != 0 || c.count != 0)
+        QFAIL ("ByteLength 0 must give processed 0 and no range");
+      vhdkit_changes_free (&c);
+      break;
+    }
+    if (c.processed == 0)
+      QFAIL ("no forward progress (processed 0 with ByteLength > 0)");
+    if (c.processed > rem)
+      QFAIL ("processed exceeds ByteLength %" PRIu64, rem);
+    if (c.count > eff_cap)
+      QFAIL ("more ranges than the cap");
+    if (c.count > 0 && (c.offsets == NULL || c.lengths == NULL))
+      QFAIL ("NULL arrays with ranges");
+    if (c.processed < rem && c.count != eff_cap)
+      QFAIL ("processed < ByteLength although the cap was not reached");
+    rl_clear (&page);
+    for (i = 0; i < c.count; i++) {
+      uint64_t o = c.offsets[i], l = c.lengths[i];
+      if (l == 0 || o % m->lss || l % m->lss)
+        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") empty or not sector aligned", i, o, l);
+      if (o < off || o + l > off + c.processed)
+        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") outside the processed window", i, o, l);
+      if (i > 0 && o <= c.offsets[i - 1] + c.lengths[i - 1])
+        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") overlaps, precedes or touches the one before (not sorted/coalesced)", i, o, l);
+      if (c.kinds && c.kinds[i] > VHDKIT_CHANGE_ZERO)
+        QFAIL ("range %zu has kind %u", i, c.kinds[i]);
+      rl_add (&page, o, l);
+      rl_add (&got, o, l);
+    }
+    if (exact) {
+      model_expect (m, idr->step, off, off + c.processed, &want);
+      if (!rl_equal (&page, &want)) {
+        rl_print ("library", &page);
+        rl_print ("model  ", &want);
+        QFAIL ("answer differs from the model in [%" PRIu64 ", %" PRIu64 ")",
+               off, off + c.processed);
+      }
+    }
+#undef QFAIL
+    off += c.processed;
+    pages++;
+    vhdkit_changes_free (&c);
+  } while (off < end);
+
+  model_expect (m, idr->step, a, end, &want);
+  if (exact ? !rl_equal (&got, &want) : 0) {
+    rl_print ("library", &got);
+    rl_print ("model  ", &want);
+    fail ("query %s [%" PRIu64 ", %" PRIu64 ") cap %zu: union differs from the model",
+          idr->id, a, end, cap);
+  }
+  if (!exact) {
+    uint64_t missing = 0;
+    if (!rl_covers (&got, &want, &missing)) {
+      rl_print ("library", &got);
+      rl_print ("model  ", &want);
+      fail ("FALSE NEGATIVE: query %s [%" PRIu64 ", %" PRIu64 ") cap %zu "
+            "misses changed byte %" PRIu64, idr->id, a, end, cap, missing);
+    }
+  }
+}
+
+/* A random query window: sector aligned, inside the disk, sometimes the
+ * whole disk, sometimes ending at the end, sometimes empty. */
+static void
+rnd_window (const struct model *m, uint64_t *a, uint64_t *len)
+{
+  uint64_t secs = m->size / m->lss, s, n;
+
+  switch (rnd_below (8)) {
+  case 0: case 1:
+    *a = 0; *len = m->size; return;
+  case 2:                               /* ends at the end of the disk */
+    s = rnd_below (secs);
+    *a = s * m->lss; *len = m->size - *a; return;
+  case 3:                               /* starts and ends inside blocks */
+    s = rnd_below (secs);
+    n = rnd_below (4 * (m->g / m->lss) + 2);
+    break;
+  case 4:
+    if (chance (30)) {
+      *a = rnd_below (secs + 1) * m->lss; *len = 0; return;
+    }
+    s = rnd_below (secs);
+    n = 1;
+    break;
+  default:
+    s = rnd_below (secs);
+    n = 1 + rnd_below (secs - s);
+    break;
+  }
+  if (s + n > secs)
+    n = secs - s;
+  *a = s * m->lss;
+  *len = n * m->lss;
+}
+
+static void
+check_all_ids (struct vhdkit_disk *d, const struct model *m, bool full,
+               bool exact)
+{
+  size_t i;
+
+  for (i = 0; i < m->nids; i++) {
+    uint64_t a, len;
+    if (full) {
+      a = 0;
+      len = m->size;
+    } else
+      rnd_window (m, &a, &len);
+    check_query (d, m, &m->ids[i], a, len, full ? 0 : rnd_cap (), exact);
+  }
+}
+
+/* With the default cap and the whole disk, one call must do everything. */
+static void
+check_one_call (struct vhdkit_disk *d, const struct model *m,
+                const struct idrec *idr)
+{
+  struct vhdkit_changes c;
+
+  if (vhdkit_disk_get_changes (d, idr->id, NULL, 0, m->size, 0, &c) == -1)
+    fail_lib ("get_changes (whole disk)");
+  if (c.processed != m->size)
+    fail ("whole-disk query of %s with the default cap processed %" PRIu64
+          " of %" PRIu64 " with %zu ranges", idr->id, c.processed, m->size,
+          c.count);
+  vhdkit_changes_free (&c);
+}
+
+/* A call that must fail with RC. */
+static void
+expect_rc (uint32_t rc, int r, const char *what)
+{
+  if (r != -1)
+    fail ("%s succeeded; expected return code %" PRIu32, what, rc);
+  if (vhdkit_get_error_code () != rc)
+    fail ("%s: expected return code %" PRIu32 ", got %" PRIu32 ": %s", what,
+          rc, vhdkit_get_error_code (), vhdkit_get_error ());
+  if (vhdkit_get_error ()[0] == '\0')
+    fail ("%s: no error sentence", what);
+}
+
+static int
+changes_rc (struct vhdkit_disk *d, const char *id, const char *target,
+            uint64_t off, uint64_t len)
+{
+  struct vhdkit_changes c;
+  int r = vhdkit_disk_get_changes (d, id, target, off, len, 0, &c);
+  if (r == 0)
+    vhdkit_changes_free (&c);
+  return r;
+}
+
+/* Invalidated IDs: 32775 with a sentence about a full backup. */
+static void
+check_dead_ids (struct vhdkit_disk *d, const struct model *m, size_t max,
+                bool sentence)
+{
+  size_t i;
+
+  for (i = 0; i < m->ndead && i < max; i++) {
+    const struct idrec *idr = &m->dead[rnd_below (m->ndead)];
+    expect_rc (VHDKIT_RC_INVALID_STATE,
+               changes_rc (d, idr->id, NULL, 0, m->size),
+               pathf ("get_changes with invalidated ID %s", idr->id));
+    if (sentence && strcasestr (vhdkit_get_error (), "full backup") == NULL)
+      fail ("32775 for %s does not say a full backup is needed: %s",
+            idr->id, vhdkit_get_error ());
+  }
+}
+
+/* Malformed and never-issued IDs, misaligned and out-of-range windows,
+ * a target on a plain image. */
+static void
+check_bad_args (struct vhdkit_disk *d, const struct model *m)
+{
+  static const char *const malformed[] = {
+    "", "x", "rctX", "rctX:", "rctX::", "rctY:00000000:0000:0000:0000:000000000000:00000001",
+    "rctX:zzzzzzzz:zzzz:zzzz:zzzz:zzzzzzzzzzzz:00000001",
+    "rctX:00000000:0000:0000:0000:000000000000",
+    "rctX:00000000:0000:0000:0000:000000000000:0000001",
+    "rctX:00000000:0000:0000:0000:000000000000:000000001",
+    "rctX:00000000:0000:0000:0000:000000000000:0000000g",
+    "rctX:00000000:0000:0000:0000:00000000000:000000001",
+    " rctX:00000000:0000:0000:0000:000000000000:00000001",
+    "rctX:00000000:0000:0000:0000:000000000000:00000001 ",
+  };
+  char id[VHDKIT_RCT_ID_MAX + 8];
+  const char *good;
+  size_t i;
+
+  for (i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
+    expect_rc (VHDKIT_RC_INVALID_PARAMETER,
+               changes_rc (d, malformed[i], NULL, 0, m->size),
+               pathf ("get_changes with malformed ID \"%s\"", malformed[i]));
+  if (m->nids == 0)
+    return;
+  good = m->ids[m->nids - 1].id;
+  /* A truncated and an extended real ID. */
+  snprintf (id, sizeof id, "%s", good);
+  id[strlen (id) - 1] = '\0';
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER, changes_rc (d, id, NULL, 0, m->size),
+             pathf ("get_changes with truncated ID %s", id));
+  snprintf (id, sizeof id, "%s0", good);
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER, changes_rc (d, id, NULL, 0, m->size),
+             pathf ("get_changes with extended ID %s", id));
+  /* Well formed, never issued: a later generation, another epoch. */
+  snprintf (id, sizeof id, "%s", good);
+  {
+    char *g = strrchr (id, ':') + 1;
+    unsigned long gen = strtoul (g, NULL, 16);
+    snprintf (g, 9, "%08lx", gen + 1000);
+  }
+  expect_rc (VHDKIT_RC_INVALID_STATE, changes_rc (d, id, NULL, 0, m->size),
+             pathf ("get_changes with never-issued generation %s", id));
+  snprintf (id, sizeof id, "%s", good);
+  id[5] = id[5] == '0' ? '1' : '0';
+  id[10] = id[10] == 'a' ? 'b' : 'a';
+  expect_rc (VHDKIT_RC_INVALID_STATE, changes_rc (d, id, NULL, 0, m->size),
+             pathf ("get_changes with an ID of another epoch %s", id));
+  /* Windows. */
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER, changes_rc (d, good, NULL, 1, m->lss),
+             "get_changes at a misaligned offset");
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER, changes_rc (d, good, NULL, 0, m->lss + 1),
+             "get_changes with a misaligned length");
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER, changes_rc (d, good, NULL, m->lss, m->size),
+             "get_changes past the end");
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER,
+             changes_rc (d, good, NULL, m->size + m->lss, 0),
+             "get_changes starting past the end");
+  expect_rc (VHDKIT_RC_INVALID_PARAMETER,
+             changes_rc (d, good, NULL, UINT64_MAX - m->lss + 1, 2 * (uint64_t) m->lss),
+             "get_changes with offset+length overflowing");
+  if (changes_rc (d, good, NULL, m->size, 0) == -1)
+    fail_lib ("get_changes with offset = size, length 0");
+  if (changes_rc (d, good, NULL, m->size - m->lss, m->lss) == -1)
+    fail_lib ("get_changes of the last sector");
+  expect_rc (VHDKIT_RC_NOT_SUPPORTED,
+             changes_rc (d, good, "{5f2d5f83-6bd4-4b52-8b60-4d4e9e1c2a11}", 0, m->size),
+             "get_changes with a TargetSnapshotId on a plain image");
+  expect_rc (VHDKIT_RC_NOT_SUPPORTED, changes_rc (d, good, good, 0, m->size),
+             "get_changes with an RCT ID as TargetSnapshotId on a plain image");
+}
+
+/* ---- the byte model ---- */
+
+static unsigned char *iobuf;
+#define IOBUF (4u << 20)
+
+static void
+check_data (struct vhdkit_disk *d, const struct model *m, uint64_t off,
+            uint64_t len)
+{
+  while (len) {
+    uint64_t n = len < IOBUF ? len : IOBUF, u;
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+      fail_lib (pathf ("pread %" PRIu64 "+%" PRIu64, off, n));
+    for (u = 0; u < n / UNIT; u++) {
+      uint64_t unit = off / UNIT + u;
+      uint64_t t = unit_tag (iobuf + u * UNIT, unit);
+      if (t != m->tag[unit])
+        fail ("data at %" PRIu64 ": holds %s%" PRIu64 ", model says tag %" PRIu32,
+              unit * UNIT, t == UINT64_MAX ? "garbage " : "tag ",
+              t == UINT64_MAX ? 0 : t, m->tag[unit]);
+    }
+    off += n;
+    len -= n;
+  }
+}
+
+/* ---- IDs and status ---- */
+
+static void
+check_id_form (const char *id, const char *epoch)
+{
+  size_t i;
+  char e[40];
+
+  if (strlen (id) != 50 || strncmp (id, "rctX:", 5) != 0 || id[41] != ':')
+    fail ("RCT ID \"%s\" does not have the form rctX:<epoch>:<8 hex>", id);
+  for (i = 42; i < 50; i++)
+    if (!strchr ("0123456789abcdefABCDEF", id[i]))
+      fail ("RCT ID \"%s\": generation is not 8 hex digits", id);
+  snprintf (e, sizeof e, "%s", epoch);
+  for (i = 0; e[i]; i++)
+    if (e[i] == '-')
+      e[i] = ':';
+  if (strncasecmp (id + 5, e, 36) != 0)
+    fail ("RCT ID \"%s\" does not carry the epoch %s", id, epoch);
+}
+
+static void
+get_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
+{
+  memset (st, 0, sizeof *st);
+  if (vhdkit_rct_status (d, st) == -1)
+    fail_lib ("rct_status");
+}
+
+static void
+check_status (struct vhdkit_disk *d, const struct model *m, bool exact)
+{
+  struct vhdkit_rct_status st;
+
+  get_status (d, &st);
+  if (!st.enabled)
+    fail ("status says tracking is disabled");
+  if (st.granularity != m->g)
+    fail ("status granularity %" PRIu32 ", enabled with %" PRIu32,
+          st.granularity, m->g);
+  if (m->nids == 0)
+    return;
+  if (strcmp (st.most_recent_id, m->ids[m->nids - 1].id) != 0)
+    fail ("status MostRecentId \"%s\", the last checkpoint returned \"%s\"",
+          st.most_recent_id, m->ids[m->nids - 1].id);
+  if (exact ? st.newer_changes != m->newer : (m->newer && !st.newer_changes))
+    fail ("status NewerChanges %d, model says %d", st.newer_changes, m->newer);
+}
+
+static void
+do_checkpoint (struct vhdkit_disk *d, struct model *m)
+{
+  struct vhdkit_rct_status before, after;
+  char id[VHDKIT_RCT_ID_MAX];
+  unsigned long gen;
+
+  get_status (d, &before);
+  memset (id, 0, sizeof id);
+  if (vhdkit_rct_checkpoint (d, id) == -1)
+    fail_lib ("rct_checkpoint");
+  check_id_form (id, before.epoch);
+  gen = strtoul (id + 42, NULL, 16);
+  if (gen != before.generation)
+    fail ("checkpoint returned generation %lu, status said %" PRIu32
+          " was being written", gen, before.generation);
+  get_status (d, &after);
+  if (after.generation <= before.generation)
+    fail ("generation did not advance after a checkpoint (%" PRIu32 " -> %" PRIu32 ")",
+          before.generation, after.generation);
+  if (strcmp (after.epoch, before.epoch) != 0)
+    fail ("a checkpoint changed the epoch");
+  if (m->nids && strcmp (id, m->ids[m->nids - 1].id) == 0)
+    fail ("checkpoint returned the previous ID again: %s", id);
+  model_add_id (m, id);
+  if (after.newer_changes)
+    fail ("NewerChanges is set right after a checkpoint");
+  if (strcmp (after.most_recent_id, id) != 0)
+    fail ("MostRecentId %s is not the ID just returned %s",
+          after.most_recent_id, id);
+}
+
+/* ---- configurations ---- */
+
+struct config {
+  const char *name;
+  bool raw;
+  uint32_t lss, g, block;
+  int type;
+  uint64_t size, max_size;
+};
+
+static const struct config configs[] = {
+  { "vhdx-dynamic-G64K", false, 512, 64 * 1024, 0, VHDKIT_TYPE_DYNAMIC, 48u << 20, 64u << 20 },
+  { "vhdx-dynamic-1Mblk-G4K", false, 512, 4096, 1u << 20, VHDKIT_TYPE_DYNAMIC, 48u << 20, 64u << 20 },
+  { "raw-G64K", true, 512, 64 * 1024, 0, 0, 48u << 20, 64u << 20 },
+  { "vhdx-dynamic-1Mblk-G2M", false, 512, 2u << 20, 1u << 20, VHDKIT_TYPE_DYNAMIC, 40u << 20, 64u << 20 },
+  { "vhdx-4Ksector-G4K", false, 4096, 4096, 1u << 20, VHDKIT_TYPE_DYNAMIC, 32u << 20, 48u << 20 },
+  { "vhdx-fixed-G64K", false, 512, 64 * 1024, 1u << 20, VHDKIT_TYPE_FIXED, 32u << 20, 48u << 20 },
+};
+#define NCONFIGS (sizeof configs / sizeof configs[0])
+
+/* Smaller disks for the crash phase (copied for every trial). */
+static const struct config crash_configs[] = {
+  { "crash-vhdx-1Mblk-G64K", false, 512, 64 * 1024, 1u << 20, VHDKIT_TYPE_DYNAMIC, 16u << 20, 16u << 20 },
+  { "crash-vhdx-1Mblk-G4K", false, 512, 4096, 1u << 20, VHDKIT_TYPE_DYNAMIC, 16u << 20, 16u << 20 },
+  { "crash-raw-G64K", true, 512, 64 * 1024, 0, 0, 16u << 20, 16u << 20 },
+};
+#define NCRASHCONFIGS (sizeof crash_configs / sizeof crash_configs[0])
+
+/* A fresh string, never freed (few per process). */
+static const char *
+image_path (const char *sub, const struct config *c)
+{
+  char *p = strdup (pathf ("%s/%s/img.%s", g_dir, sub, c->raw ? "img" : "vhdx"));
+  if (!p)
+    exit (2);
+  return p;
+}
+
+static void
+create_image (const char *path, const struct config *c, uint64_t size)
+{
+  struct vhdkit_create_params p;
+
+  memset (&p, 0, sizeof p);
+  p.format = c->raw ? VHDKIT_FORMAT_RAW : VHDKIT_FORMAT_VHDX;
+  p.type = c->type;
+  p.size = size;
+  p.block_size = c->block;
+  p.logical_sector_size = c->lss;
+  if (vhdkit_disk_create (path, &p) == -1)
+    fail_lib (pathf ("create %s", path));
+}
+
+static struct vhdkit_disk *
+open_disk (const char *path, const struct config *c, unsigned flags)
+{
+  struct vhdkit_disk *d = vhdkit_disk_open (path, flags | (c->raw ? VHDKIT_OPEN_RAW : 0));
+
+  if (d == NULL)
+    fail_lib (pathf ("open %s (%s)", path, flags & VHDKIT_OPEN_RDWR ? "rw" : "ro"));
+  return d;
+}
+
+static void
+close_disk (struct vhdkit_disk *d)
+{
+  if (vhdkit_disk_close (d) == -1)
+    fail_lib ("close");
+}
+
+/* A random op range: small, crossing a G boundary, whole blocks, large,
+ * or near the previous one. */
+static void
+rnd_range (const struct model *m, uint64_t *off, uint64_t *len)
+{
+  static uint64_t prev;
+  uint64_t secs = m->size / m->lss, spg = m->g / m->lss, o, n, b;
+
+  switch (rnd_below (6)) {
+  case 0:
+    o = rnd_below (secs);
+    n = 1 + rnd_below (16);
+    break;
+  case 1:                               /* across a block boundary */
+    b = 1 + rnd_below (m->size / m->g > 1 ? m->size / m->g - 1 : 1);
+    n = 1 + rnd_below (spg < 8 ? spg : 8);
+    o = b * spg >= n ? b * spg - n : 0;
+    n += 1 + rnd_below (spg < 16 ? spg : 16);
+    break;
+  case 2:                               /* whole blocks */
+    o = rnd_below (secs / spg) * spg;
+    n = (1 + rnd_below (3)) * spg;
+    break;
+  case 3:                               /* large */
+    o = rnd_below (secs);
+    n = 1 + rnd_below ((2u << 20) / m->lss);
+    break;
+  case 4:                               /* near the previous one */
+    o = prev / m->lss + rnd_below (2 * spg + 1);
+    o = o > spg ? o - spg : 0;
+    n = 1 + rnd_below (2 * spg);
+    break;
+  default:
+    o = rnd_below (secs);
+    n = 1 + rnd_below (spg * 3);
+    break;
+  }
+  if (o >= secs)
+    o = secs - 1;
+  if (o + n > secs)
+    n = secs - o;
+  *off = o * m->lss;
+  *len = n * m->lss;
+  prev = *off;
+}
+
+/* ---- clean phase ---- */
+
+static unsigned char *wbuf;
+
+static void
+op_write (struct vhdkit_disk *d, struct model *m, int kind, uint64_t off,
+          uint64_t len, uint32_t tag)
+{
+  static const char *const names[] = { "write", "zero", "discard" };
+  int r;
+
+  snprintf (g_lastop, sizeof g_lastop, "%s %" PRIu64 "+%" PRIu64 " (step %" PRIu64 ")",
+            names[kind], off, len, m->step + 1);
+  if (kind == 0) {
+    fill_pattern (wbuf, off, len, tag);
+    r = vhdkit_disk_pwrite (d, wbuf, (size_t) len, off);
+  } else if (kind == 1)
+    r = vhdkit_disk_zero (d, len, off);
+  else
+    r = vhdkit_disk_discard (d, len, off);
+  if (r == -1)
+    fail_lib (names[kind]);
+  model_write (m, off, len, kind == 0 ? tag : 0);
+}
+
+static void
+clean_round (const struct config *c, unsigned round, uint64_t steps)
+{
+  const char *path;
+  struct vhdkit_disk *d, *d2;
+  struct model m;
+  uint64_t s, off, len;
+  double t0 = now_s ();
+  char sub[32];
+
+  snprintf (sub, sizeof sub, "clean%u", round);
+  mkdir (pathf ("%s/%s", g_dir, sub), 0755);
+  path = image_path (sub, c);
+  model_init (&m, c->size, c->max_size, c->lss, c->g);
+  create_image (path, c, c->size);
+  d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+  snprintf (g_lastop, sizeof g_lastop, "rct_enable G=%" PRIu32, c->g);
+  if (vhdkit_rct_enable (d, c->g) == -1)
+    fail_lib ("rct_enable");
+  check_status (d, &m, true);
+  expect_rc (VHDKIT_RC_INVALID_STATE, vhdkit_rct_enable (d, c->g),
+             "enabling tracking twice");
+  if (!file_exists (pathf ("%s.rct", path)))
+    fail ("no %s.rct after enabling tracking", path);
+  /* A second writer on the same image (INV-5). */
+  d2 = vhdkit_disk_open (path, VHDKIT_OPEN_RDWR | (c->raw ? VHDKIT_OPEN_RAW : 0));
+  if (d2 != NULL) {
+    vhdkit_disk_close (d2);
+    fail ("a second read-write open of a held image succeeded");
+  }
+  if (vhdkit_get_error_code () != VHDKIT_RC_IN_USE)
+    fail ("a second writer got %" PRIu32 ", expected 32774: %s",
+          vhdkit_get_error_code (), vhdkit_get_error ());
+
+  for (s = 0; s < steps; s++) {
+    unsigned p = (unsigned) rnd_below (1000);
+
+    snprintf (g_ctx, sizeof g_ctx, "clean round %u config %s step %" PRIu64
+              " ids %zu", round, c->name, s, m.nids);
+    if (p < 450) {                       /* write */
+      rnd_range (&m, &off, &len);
+      op_write (d, &m, 0, off, len, (uint32_t) m.step + 1);
+      check_data (d, &m, off, len);
+    } else if (p < 530) {
+      rnd_range (&m, &off, &len);
+      op_write (d, &m, 1, off, len, 0);
+      check_data (d, &m, off, len);
+    } else if (p < 610) {
+      rnd_range (&m, &off, &len);
+      op_write (d, &m, 2, off, len, 0);
+      check_data (d, &m, off, len);
+    } else if (p < 720) {
+      snprintf (g_lastop, sizeof g_lastop, "checkpoint (step %" PRIu64 ")", m.step + 1);
+      do_checkpoint (d, &m);
+      check_one_call (d, &m, &m.ids[m.nids - 1]);
+    } else if (p < 760) {
+      snprintf (g_lastop, sizeof g_lastop, "flush");
+      if (vhdkit_disk_flush (d) == -1)
+        fail_lib ("flush");
+    } else if (p < 800) {               /* close + reopen */
+      snprintf (g_lastop, sizeof g_lastop, "close+reopen");
+      close_disk (d);
+      d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+      {
+        struct vhdkit_rct_status st;
+        get_status (d, &st);
+        if (st.recovered)
+          fail ("Recovered is set after a clean close");
+      }
+      check_status (d, &m, true);
+      check_all_ids (d, &m, true, true);
+      check_data (d, &m, 0, m.size);
+    } else if (p < 815) {               /* read-only reopen */
+      char id[VHDKIT_RCT_ID_MAX];
+      snprintf (g_lastop, sizeof g_lastop, "read-only reopen");
+      close_disk (d);
+      d = open_disk (path, c, VHDKIT_OPEN_RDONLY);
+      check_status (d, &m, true);
+      check_all_ids (d, &m, false, true);
+      if (vhdkit_rct_checkpoint (d, id) != -1)
+        fail ("a checkpoint on a read-only handle succeeded");
+      close_disk (d);
+      d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+      check_all_ids (d, &m, true, true);
+    } else if (p < 825) {               /* grow */
+      uint64_t ns = m.size + (1 + rnd_below (64)) * (uint64_t) m.lss *
+        (chance (50) ? 1 : m.g / m.lss);
+      if (ns > m.max_size)
+        continue;
+      snprintf (g_lastop, sizeof g_lastop, "grow %" PRIu64 " -> %" PRIu64, m.size, ns);
+      if (vhdkit_disk_resize (d, ns) == -1)
+        fail_lib ("resize");
+      model_grow (&m, ns);
+      check_all_ids (d, &m, true, true);
+      check_data (d, &m, 0, m.size);
+    } else if (p < 828) {               /* disable, write untracked, enable */
+      snprintf (g_lastop, sizeof g_lastop, "disable");
+      if (vhdkit_rct_disable (d) == -1)
+        fail_lib ("rct_disable");
+      model_kill_ids (&m);
+      if (file_exists (pathf ("%s.rct", path)) || file_exists (pathf ("%s.mrt", path)))
+        fail ("tracking files are left after disable");
+      {
+        struct vhdkit_rct_status st;
+        get_status (d, &st);
+        if (st.enabled)
+          fail ("status says enabled after disable");
+      }
+      check_dead_ids (d, &m, 3, false);
+      rnd_range (&m, &off, &len);
+      op_write (d, &m, 0, off, len, (uint32_t) m.step + 1);
+      if (chance (50)) {
+        close_disk (d);
+        d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+      }
+      snprintf (g_lastop, sizeof g_lastop, "enable after disable");
+      if (vhdkit_rct_enable (d, c->g) == -1)
+        fail_lib ("rct_enable after disable");
+      check_dead_ids (d, &m, 5, true);
+    } else if (p < 840) {
+      snprintf (g_lastop, sizeof g_lastop, "bad arguments");
+      check_bad_args (d, &m);
+      check_dead_ids (d, &m, 2, true);
+    } else {                            /* a burst of small writes */
+      unsigned k, nk = 2 + (unsigned) rnd_below (20);
+      for (k = 0; k < nk; k++) {
+        rnd_range (&m, &off, &len);
+        if (len > 16 * m.lss)
+          len = 16 * m.lss;
+        op_write (d, &m, (int) rnd_below (3) == 2 ? 1 : 0, off, len,
+                  (uint32_t) m.step + 1);
+      }
+    }
+    /* Every step: every ID over a random window with a random cap, and
+     * a random window of data. */
+    check_all_ids (d, &m, false, true);
+    rnd_window (&m, &off, &len);
+    if (len > (1u << 20))
+      len = 1u << 20;
+    check_data (d, &m, off, len);
+  }
+  snprintf (g_ctx, sizeof g_ctx, "clean round %u config %s final", round, c->name);
+  check_status (d, &m, true);
+  close_disk (d);
+  d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+  check_all_ids (d, &m, true, true);
+  check_data (d, &m, 0, m.size);
+  close_disk (d);
+  if (!c->raw && vhdkit_check (path, NULL, NULL) != 0)
+    fail ("vhdkit_check reports problems after the round");
+  fprintf (stderr, "# clean round %u (%s): %" PRIu64 " steps, %zu live + %zu "
+           "invalidated IDs, %" PRIu64 " queries (%" PRIu64 " calls), %.1fs\n",
+           round, c->name, steps, m.nids, m.ndead, qs.queries, qs.calls,
+           now_s () - t0);
+}
+
+/* ---- crash phase ---- */
+
+enum { R_WRITE = 1, R_ZERO, R_DISCARD, R_CKPT_BEGIN, R_CKPT_DONE, R_FLUSH,
+       R_REOPEN, R_EPOCH };
+
+struct rec {
+  uint32_t kind, tag;
+  uint64_t off, len;
+  char id[VHDKIT_RCT_ID_MAX];
+};
+
+static int
+log_open (const char *p, bool trunc)
+{
+  int fd = open (p, O_WRONLY | O_CREAT | O_APPEND | (trunc ? O_TRUNC : 0), 0644);
+  if (fd == -1) {
+    perror (p);
+    exit (2);
+  }
+  return fd;
+}
+
+static void
+log_rec (int fd, const struct rec *r)
+{
+  if (write (fd, r, sizeof *r) != (ssize_t) sizeof *r || fsync (fd) == -1) {
+    perror ("log");
+    exit (2);
+  }
+}
+
+static struct rec *
+log_read (const char *p, size_t *n)
+{
+  struct stat sb;
+  struct rec *r;
+  int fd = open (p, O_RDONLY);
+
+  *n = 0;
+  if (fd == -1)
+    return NULL;
+  if (fstat (fd, &sb) == -1)
+    exit (2);
+  r = xcalloc ((size_t) sb.st_size / sizeof *r + 1, sizeof *r);
+  if (read (fd, r, (size_t) sb.st_size) != sb.st_size)
+    exit (2);
+  close (fd);
+  *n = (size_t) sb.st_size / sizeof *r;
+  return r;
+}
+
+static void
+apply_rec (struct model *m, const struct rec *r)
+{
+  switch (r->kind) {
+  case R_WRITE: model_write (m, r->off, r->len, r->tag); break;
+  case R_ZERO: case R_DISCARD: model_write (m, r->off, r->len, 0); break;
+  case R_CKPT_DONE: model_add_id (m, r->id); break;
+  default: break;
+  }
+}
+
+/* Run a random op sequence on PATH, logging each op to LOGFD before it
+ * is issued (the crash child, the count child and the setup child). */
+static void
+run_ops (const char *path, const struct config *c, struct model *m,
+         unsigned nops, int logfd, bool enable)
+{
+  struct vhdkit_disk *d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+  unsigned i;
+
+  if (enable) {
+    struct vhdkit_rct_status st;
+    struct rec r;
+    if (vhdkit_rct_enable (d, c->g) == -1)
+      fail_lib ("rct_enable");
+    get_status (d, &st);
+    memset (&r, 0, sizeof r);
+    r.kind = R_EPOCH;
+    snprintf (r.id, sizeof r.id, "%s", st.epoch);
+    log_rec (logfd, &r);
+  }
+  for (i = 0; i < nops; i++) {
+    unsigned p = (unsigned) rnd_below (100);
+    struct rec r;
+
+    memset (&r, 0, sizeof r);
+    if (p < 55) {
+      r.kind = R_WRITE;
+    } else if (p < 65) {
+      r.kind = R_ZERO;
+    } else if (p < 72) {
+      r.kind = R_DISCARD;
+    } else if (p < 85) {
+      r.kind = R_CKPT_BEGIN;
+    } else if (p < 93) {
+      r.kind = R_FLUSH;
+    } else {
+      r.kind = R_REOPEN;
+    }
+    if (r.kind <= R_DISCARD) {
+      rnd_range (m, &r.off, &r.len);
+      r.tag = (uint32_t) (rnd () | 0x1000000u) & 0x7fffffffu;
+    }
+    snprintf (g_lastop, sizeof g_lastop, "crash-phase op %u kind %" PRIu32, i, r.kind);
+    log_rec (logfd, &r);
+    switch (r.kind) {
+    case R_WRITE:
+      fill_pattern (wbuf, r.off, r.len, r.tag);
+      if (vhdkit_disk_pwrite (d, wbuf, (size_t) r.len, r.off) == -1)
+        fail_lib ("write");
+      break;
+    case R_ZERO:
+      if (vhdkit_disk_zero (d, r.len, r.off) == -1)
+        fail_lib ("zero");
+      break;
+    case R_DISCARD:
+      if (vhdkit_disk_discard (d, r.len, r.off) == -1)
+        fail_lib ("discard");
+      break;
+    case R_CKPT_BEGIN:
+      if (vhdkit_rct_checkpoint (d, r.id) == -1)
+        fail_lib ("checkpoint");
+      r.kind = R_CKPT_DONE;
+      log_rec (logfd, &r);
+      break;
+    case R_FLUSH:
+      if (vhdkit_disk_flush (d) == -1)
+        fail_lib ("flush");
+      break;
+    case R_REOPEN:
+      close_disk (d);
+      d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+      break;
+    }
+    apply_rec (m, &r);
+  }
+  close_disk (d);
+}
+
+static void
+copy_file (const char *src, const char *dst)
+{
+  static char buf[1 << 16];
+  int in = open (src, O_RDONLY), out;
+  ssize_t r;
+
+  if (in == -1) {
+    perror (src);
+    exit (2);
+  }
+  out = open (dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out == -1) {
+    perror (dst);
+    exit (2);
+  }
+  while ((r = read (in, buf, sizeof buf)) > 0)
+    if (write (out, buf, (size_t) r) != r) {
+      perror (dst);
+      exit (2);
+    }
+  close (in);
+  close (out);
+}
+
+/* Make directory DST a copy of SRC (regular files only). */
+static void
+copy_dir (const char *src, const char *dst)
+{
+  DIR *dir;
+  struct dirent *e;
+
+  mkdir (dst, 0755);
+  dir = opendir (dst);
+  while (dir && (e = readdir (dir)) != NULL)
+    if (e->d_name[0] != '.')
+      unlink (pathf ("%s/%s", dst, e->d_name));
+  if (dir)
+    closedir (dir);
+  dir = opendir (src);
+  if (!dir) {
+    perror (src);
+    exit (2);
+  }
+  while ((e = readdir (dir)) != NULL)
+    if (e->d_name[0] != '.')
+      copy_file (pathf ("%s/%s", src, e->d_name), pathf ("%s/%s", dst, e->d_name));
+  closedir (dir);
+}
+
+/* fork, set VHDKIT_SIM (or unset), run FN, exit with its status. */
+static int
+in_child (const char *sim, const char *count_file, void (*fn) (void *),
+          void *arg)
+{
+  pid_t pid;
+  int st;
+
+  fflush (stdout);
+  fflush (stderr);
+  pid = fork ();
+  if (pid == -1) {
+    perror ("fork");
+    exit (2);
+  }
+  if (pid == 0) {
+    alarm (600);
+    if (sim)
+      setenv ("VHDKIT_SIM", sim, 1);
+    else
+      unsetenv ("VHDKIT_SIM");
+    if (count_file)
+      setenv ("VHDKIT_SIM_COUNT_FILE", count_file, 1);
+    else
+      unsetenv ("VHDKIT_SIM_COUNT_FILE");
+    fn (arg);
+    exit (0);
+  }
+  while (waitpid (pid, &st, 0) == -1)
+    if (errno != EINTR) {
+      perror ("waitpid");
+      exit (2);
+    }
+  return st;
+}
+
+struct crash_job {
+  const struct config *c;
+  uint64_t setup_seed, ops_seed, verify_seed;
+  unsigned setup_ops, crash_ops;
+  unsigned trial;
+  uint64_t k, sim_seed;
+};
+
+static void
+crash_setup_child (void *arg)
+{
+  struct crash_job *j = arg;
+  struct model m;
+  const char *path = image_path ("base", j->c);
+  int fd;
+
+  rng = j->setup_seed;
+  snprintf (g_ctx, sizeof g_ctx, "crash setup config %s", j->c->name);
+  mkdir (pathf ("%s/base", g_dir), 0755);
+  model_init (&m, j->c->size, j->c->size, j->c->lss, j->c->g);
+  create_image (path, j->c, j->c->size);
+  fd = log_open (pathf ("%s/base.log", g_dir), true);
+  run_ops (path, j->c, &m, j->setup_ops, fd, true);
+  close (fd);
+}
+
+static void
+crash_ops_child (void *arg)
+{
+  struct crash_job *j = arg;
+  struct model m;
+  struct rec *base;
+  size_t nbase, i;
+  int fd;
+
+  /* The model of the base gives rnd_range the disk geometry. */
+  base = log_read (pathf ("%s/base.log", g_dir), &nbase);
+  model_init (&m, j->c->size, j->c->size, j->c->lss, j->c->g);
+  for (i = 0; i < nbase; i++)
+    apply_rec (&m, &base[i]);
+  rng = j->ops_seed;
+  snprintf (g_ctx, sizeof g_ctx, "crash child config %s trial %u K=%" PRIu64,
+            j->c->name, j->trial, j->k);
+  fd = log_open (pathf ("%s/crash.log", g_dir), true);
+  run_ops (image_path ("work", j->c), j->c, &m, j->crash_ops, fd, false);
+  close (fd);
+}
+
+static void
+crash_verify_child (void *arg)
+{
+  struct crash_job *j = arg;
+  const struct config *c = j->c;
+  const char *path = image_path ("work", c);
+  struct model m;
+  struct rec *base, *cr;
+  size_t nbase, ncr, i, nold;
+  uint32_t *basetag;
+  struct vhdkit_disk *d;
+  struct vhdkit_rct_status st;
+  char epoch[40] = "";
+  bool pending_ckpt = false;
+  uint64_t u, off, len;
+  unsigned k;
+
+  snprintf (g_ctx, sizeof g_ctx, "crash verify config %s trial %u "
+            "VHDKIT_SIM=crash:n=%" PRIu64 ":seed=%" PRIu64, c->name, j->trial,
+            j->k, j->sim_seed);
+  snprintf (g_lastop, sizeof g_lastop, "reopen after the crash");
+  rng = j->verify_seed;
+  base = log_read (pathf ("%s/base.log", g_dir), &nbase);
+  cr = log_read (pathf ("%s/crash.log", g_dir), &ncr);
+  model_init (&m, c->size, c->size, c->lss, c->g);
+  for (i = 0; i < nbase; i++) {
+    apply_rec (&m, &base[i]);
+    if (base[i].kind == R_EPOCH)
+      snprintf (epoch, sizeof epoch, "%s", base[i].id);
+  }
+  basetag = xcalloc ((size_t) (m.size / UNIT), sizeof *basetag);
+  memcpy (basetag, m.tag, (size_t) (m.size / UNIT) * sizeof *basetag);
+  for (i = 0; i < ncr; i++) {
+    apply_rec (&m, &cr[i]);
+    if (cr[i].kind == R_CKPT_BEGIN)
+      pending_ckpt = true;
+    else if (cr[i].kind == R_CKPT_DONE)
+      pending_ckpt = false;
+  }
+
+  d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+  get_status (d, &st);
+  if (!st.enabled)
+    fail ("tracking is disabled after a crash");
+  if (strcmp (st.epoch, epoch) != 0)
+    fail ("a crash started a new epoch (%s -> %s): that forces a full backup",
+          epoch, st.epoch);
+  if (!pending_ckpt && m.nids &&
+      strcmp (st.most_recent_id, m.ids[m.nids - 1].id) != 0)
+    fail ("MostRecentId after the crash is \"%s\", the last checkpoint returned \"%s\"",
+          st.most_recent_id, m.ids[m.nids - 1].id);
+  if (!pending_ckpt && m.newer && !st.newer_changes)
+    fail ("NewerChanges is clear after a crash although writes followed the last checkpoint");
+  /* Every ID answers, and covers the model (all logged ops counted). */
+  for (i = 0; i < m.nids; i++) {
+    check_query (d, &m, &m.ids[i], 0, m.size, rnd_cap (), false);
+    rnd_window (&m, &off, &len);
+    check_query (d, &m, &m.ids[i], off, len, rnd_cap (), false);
+  }
+  /* Data: every unit holds its base content or one a logged op wrote. */
+  for (off = 0; off < m.size; off += IOBUF) {
+    uint64_t n = m.size - off < IOBUF ? m.size - off : IOBUF;
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+      fail_lib ("pread after the crash");
+    for (u = 0; u < n / UNIT; u++) {
+      uint64_t unit = off / UNIT + u, t = unit_tag (iobuf + u * UNIT, unit);
+      bool ok = t == basetag[unit];
+      for (i = 0; !ok && i < ncr; i++)
+        if (cr[i].kind >= R_WRITE && cr[i].kind <= R_DISCARD &&
+            unit >= cr[i].off / UNIT && unit < (cr[i].off + cr[i].len) / UNIT &&
+            t == (cr[i].kind == R_WRITE ? cr[i].tag : 0))
+          ok = true;
+      if (!ok)
+        fail ("data at %" PRIu64 " after the crash is %s%" PRIu64
+              ": neither the old content nor any logged write", unit * UNIT,
+              t == UINT64_MAX ? "garbage " : "tag ", t == UINT64_MAX ? 0 : t);
+    }
+  }
+  /* The disk's content is now known exactly: make the model say so, go
+   * on with clean ops, and check that IDs made from now on are exact. */
+  for (off = 0; off < m.size; off += IOBUF) {
+    uint64_t n = m.size - off < IOBUF ? m.size - off : IOBUF;
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+      fail_lib ("pread");
+    for (u = 0; u < n / UNIT; u++)
+      m.tag[off / UNIT + u] = (uint32_t) unit_tag (iobuf + u * UNIT, off / UNIT + u);
+  }
+  nold = m.nids;
+  do_checkpoint (d, &m);
+  for (k = 0; k < 12; k++) {
+    rnd_range (&m, &off, &len);
+    op_write (d, &m, (int) rnd_below (3), off, len, (uint32_t) (rnd () | 1) & 0x7fffffffu);
+    if (k == 5)
+      do_checkpoint (d, &m);
+  }
+  for (k = 0; k < 2; k++) {
+    for (i = 0; i < m.nids; i++) {
+      rnd_window (&m, &off, &len);
+      check_query (d, &m, &m.ids[i], 0, m.size, rnd_cap (), i >= nold);
+      check_query (d, &m, &m.ids[i], off, len, rnd_cap (), i >= nold);
+    }
+    check_data (d, &m, 0, m.size);
+    close_disk (d);
+    d = open_disk (path, c, VHDKIT_OPEN_RDWR);
+    get_status (d, &st);
+    if (st.recovered)
+      fail ("Recovered is set after a clean close that followed recovery");
+  }
+  close_disk (d);
+  if (!c->raw && vhdkit_check (path, NULL, NULL) != 0)
+    fail ("vhdkit_check reports problems after recovery");
+}
+
+static bool
+exited (int st, int code)
+{
+  return WIFEXITED (st) && WEXITSTATUS (st) == code;
+}
+
+static void
+describe_status (char *buf, size_t n, int st)
+{
+  if (WIFEXITED (st))
+    snprintf (buf, n, "exit %d", WEXITSTATUS (st));
+  else if (WIFSIGNALED (st))
+    snprintf (buf, n, "signal %d", WTERMSIG (st));
+  else
+    snprintf (buf, n, "status %d", st);
+}
+
+static int
+crash_phase (uint64_t trials)
+{
+  uint64_t done = 0;
+  unsigned base_i = 0;
+  double t0 = now_s ();
+  char why[64];
+
+  while (done < trials) {
+    struct crash_job j;
+    const struct config *c = &crash_configs[base_i % NCRASHCONFIGS];
+    unsigned seq;
+    int st;
+
+    memset (&j, 0, sizeof j);
+    j.c = c;
+    j.setup_seed = rnd ();
+    j.setup_ops = 20 + (unsigned) rnd_below (30);
+    snprintf (g_ctx, sizeof g_ctx, "crash setup %u (%s)", base_i, c->name);
+    st = in_child (NULL, NULL, crash_setup_child, &j);
+    if (!exited (st, 0)) {
+      describe_status (why, sizeof why, st);
+      fprintf (stderr, "FAIL [seed=%" PRIu64 "] crash-phase setup child: %s\n", g_seed, why);
+      return 1;
+    }
+    for (seq = 0; seq < 3 && done < trials; seq++) {
+      char count_file[600], sim[128], buf[256];
+      uint64_t syncs = 0, kk;
+      unsigned t;
+      FILE *f;
+
+      j.ops_seed = rnd ();
+      j.crash_ops = 10 + (unsigned) rnd_below (40);
+      copy_dir (pathf ("%s/base", g_dir), pathf ("%s/work", g_dir));
+      snprintf (count_file, sizeof count_file, "%s/count", g_dir);
+      unlink (count_file);
+      st = in_child ("count", count_file, crash_ops_child, &j);
+      if (!exited (st, 0)) {
+        describe_status (why, sizeof why, st);
+        fprintf (stderr, "FAIL [seed=%" PRIu64 "] crash-phase count child (%s): %s\n",
+                 g_seed, c->name, why);
+        return 1;
+      }
+      f = fopen (count_file, "r");
+      if (f && fgets (buf, sizeof buf, f)) {
+        char *s = strstr (buf, "syncs=");
+        if (s)
+          syncs = strtoull (s + 6, NULL, 10);
+      }
+      if (f)
+        fclose (f);
+      if (syncs == 0) {
+        fprintf (stderr, "FAIL [seed=%" PRIu64 "] the op sequence made no sync "
+                 "(count file: %s)\n", g_seed, f ? buf : "missing");
+        return 1;
+      }
+      for (t = 0; t < 8 && done < trials; t++, done++) {
+        kk = t == 0 ? 1 : t == 1 ? syncs : 1 + rnd_below (syncs);
+        j.k = kk;
+        j.sim_seed = rnd_below (1000000);
+        j.trial = (unsigned) done;
+        j.verify_seed = rnd ();
+        copy_dir (pathf ("%s/base", g_dir), pathf ("%s/work", g_dir));
+        snprintf (sim, sizeof sim, "crash:n=%" PRIu64 ":seed=%" PRIu64, kk, j.sim_seed);
+        st = in_child (sim, NULL, crash_ops_child, &j);
+        if (!exited (st, SIM_EXIT_CRASH)) {
+          describe_status (why, sizeof why, st);
+          fprintf (stderr, "FAIL [seed=%" PRIu64 "] crash child (%s, VHDKIT_SIM=%s, "
+                   "%" PRIu64 " syncs counted): %s, expected the simulated crash "
+                   "(exit 99)\n", g_seed, c->name, sim, syncs, why);
+          return 1;
+        }
+        st = in_child (NULL, NULL, crash_verify_child, &j);
+        if (!exited (st, 0)) {
+          describe_status (why, sizeof why, st);
+          fprintf (stderr, "FAIL [seed=%" PRIu64 "] verify after crash (%s, "
+                   "VHDKIT_SIM=%s of %" PRIu64 " syncs): %s\n", g_seed,
+                   c->name, sim, syncs, why);
+          return 1;
+        }
+      }
+    }
+    base_i++;
+  }
+  fprintf (stderr, "# crash phase: %" PRIu64 " crashes on %u base images, %.1fs\n",
+           done, base_i, now_s () - t0);
+  return 0;
+}
+
+/* ---- main ---- */
+
+struct clean_job { const struct config *c; unsigned round; uint64_t steps, seed; };
+
+static void
+clean_child (void *arg)
+{
+  struct clean_job *j = arg;
+
+  rng = j->seed;
+  clean_round (j->c, j->round, j->steps);
+}
+
+static int
+rm_one (const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void) sb; (void) flag; (void) ftw;
+  return remove (p);
+}
+
+int
+main (void)
+{
+  uint64_t steps = env_u64 ("VHDKIT_RCT_MODEL_STEPS", 6000);
+  uint64_t crashes = env_u64 ("VHDKIT_RCT_MODEL_CRASHES", 72);
+  uint64_t per_round = 1500, left;
+  const char *tmp = getenv ("TMPDIR");
+  unsigned round = 0;
+  int status = 0;
+  char why[64];
+
+  g_seed = env_u64 ("VHDKIT_RCT_MODEL_SEED", 0);
+  if (g_seed == 0)
+    g_seed = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 20);
+  rng = g_seed;
+  fprintf (stderr, "# test-rct-model: seed %" PRIu64 ", %" PRIu64 " steps, %"
+           PRIu64 " crashes (rerun: VHDKIT_RCT_MODEL_SEED=%" PRIu64 ")\n",
+           g_seed, steps, crashes, g_seed);
+  snprintf (g_dir, sizeof g_dir, "%s/vhdkit-rct-model.XXXXXX",
+            tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp (g_dir)) {
+    perror ("mkdtemp");
+    return 2;
+  }
+  wbuf = aligned_alloc (4096, 4u << 20);
+  iobuf = aligned_alloc (4096, IOBUF);
+  if (!wbuf || !iobuf)
+    return 2;
+
+  /* Clean rounds: every config gets a round, then they rotate. */
+  for (left = steps; left > 0 && status == 0; round++) {
+    struct clean_job j;
+    uint64_t n = left < per_round ? left : per_round;
+    int st;
+
+    /* The first rounds are short so that every config runs by default. */
+    if (round < NCONFIGS && steps >= 3000)
+      n = round < 2 ? 1500 : 600;
+    if (n > left)
+      n = left;
+    j.c = &configs[round % NCONFIGS];
+    j.round = round;
+    j.steps = n;
+    j.seed = rnd ();
+    st = in_child (NULL, NULL, clean_child, &j);
+    if (!exited (st, 0)) {
+      describe_status (why, sizeof why, st);
+      fprintf (stderr, "FAIL [seed=%" PRIu64 "] clean round %u (%s): %s\n",
+               g_seed, round, j.c->name, why);
+      status = 1;
+    }
+    left -= n;
+    if (status == 0 && getenv ("VHDKIT_RCT_MODEL_KEEP") == NULL)
+      nftw (pathf ("%s/clean%u", g_dir, round), rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  if (status == 0 && crashes > 0)
+    status = crash_phase (crashes);
+
+  if (status == 0 && getenv ("VHDKIT_RCT_MODEL_KEEP") == NULL)
+    nftw (g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (status != 0)
+    fprintf (stderr, "test-rct-model FAILED: rerun with VHDKIT_RCT_MODEL_SEED=%"
+             PRIu64 " (work directory kept: %s)\n", g_seed, g_dir);
+  else
+    fprintf (stderr, "test-rct-model: passed (seed %" PRIu64 ")\n", g_seed);
+  return status;
+}
