@@ -385,8 +385,7 @@ query (const struct query *q, bool json, bool kinds)
              " bytes; continue at offset %" PRIu64 "\n", cli_verb_name,
              processed, q->length, q->offset + processed);
   }
-  if (page.count > 0 || page.offsets || page.lengths || page.kinds)
-    vhdkit_changes_free (&page);
+  vhdkit_changes_free (&page);
   if (o.spool)
     fclose (o.spool);
   return st;

@@ -52,19 +52,26 @@ fsync_dir (const char *path)
 
 /* ---- header (RCT-1: two copies, sequence numbers, CRC) ---- */
 
+/* Write the copy that is not current with sequence + 1 and flush; then
+ * the other the same way, so that both copies hold the new contents: a
+ * torn write leaves the previous contents in the other copy, and damage
+ * to one copy later never falls back to an older generation counter
+ * (which would issue an RCT ID twice). */
 static int
 write_header (struct rct *r)
 {
   uint8_t b[RCT_HDR_SIZE];
-  int slot = 1 - r->hslot;
-  r->h.seq++;
-  rct_encode_header (&r->h, b);
-  if (io_pwrite (r->io, b, sizeof b, (uint64_t) slot * RCT_HDR_SIZE) == -1 ||
-      io_sync (r->io) == -1) {
-    set_error_errno (errno, "%s: write tracking header", r->path);
-    return -1;
+  for (int t = 0; t < 2; t++) {
+    int slot = 1 - r->hslot;
+    r->h.seq++;
+    rct_encode_header (&r->h, b);
+    if (io_pwrite (r->io, b, sizeof b, (uint64_t) slot * RCT_HDR_SIZE) == -1 ||
+        io_sync (r->io) == -1) {
+      set_error_errno (errno, "%s: write tracking header", r->path);
+      return -1;
+    }
+    r->hslot = slot;
   }
-  r->hslot = slot;
   return 0;
 }
 
@@ -446,7 +453,7 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
     set_error_errno (errno, "%s: reset tracking state", r->path);
     return -1;
   }
-  if (write_header (r) == -1 || write_header (r) == -1) return -1;
+  if (write_header (r) == -1) return -1;
   free_arrays (r);
   r->npages = r->nl1 = r->nmrt = 0;
   r->leaf_off = round_up (RCT_L1_OFF + rct_l1_pages (r->h.granularity) * RCT_PAGE, MiB);
