@@ -168,4 +168,19 @@ void cli_progress_begin (struct cli_progress *p, int mode);
 int cli_progress_update (void *opaque, uint64_t done, uint64_t total);
 void cli_progress_end (struct cli_progress *p);
 
+
+/* A property for `info`-style output: aligned "Name: value" lines, or
+ * one JSON object with the same keys.  WHERE selects the output(s);
+ * a STR field with a NULL value prints as empty text and JSON null. */
+enum { CLI_TEXT = 1, CLI_JSON = 2, CLI_BOTH = 3 };
+enum cli_field_kind { CLI_STR, CLI_NUM, CLI_BOOL };
+struct cli_field {
+  const char *name;
+  int where;
+  enum cli_field_kind kind;
+  const char *str;
+  uint64_t num;
+};
+void cli_print_fields (const struct cli_field *f, size_t n, bool json);
+
 #endif /* VHDKIT_CLI_H */

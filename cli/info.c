@@ -13,16 +13,6 @@
 #include "vhdkit.h"
 #include "cli.h"
 
-enum { TEXT = 1, JSON = 2, BOTH = 3 };
-
-struct field {
-  const char *name;
-  int where;                    /* TEXT, JSON or BOTH */
-  enum { STR, NUM, BOOL } kind;
-  const char *str;              /* STR; NULL = absent */
-  uint64_t num;                 /* NUM, BOOL */
-};
-
 static const char *
 format_name (int format)
 {
@@ -50,56 +40,6 @@ static const char *
 nonempty (const char *s)
 {
   return s && *s ? s : NULL;
-}
-
-static void
-print_text (const struct field *f, size_t n)
-{
-  size_t i, width = 0;
-
-  for (i = 0; i < n; i++) {
-    if ((f[i].where & TEXT) && strlen (f[i].name) > width)
-      width = strlen (f[i].name);
-  }
-  for (i = 0; i < n; i++) {
-    int pad = (int) (width - strlen (f[i].name)) + 1;
-
-    if (!(f[i].where & TEXT))
-      continue;
-    if (f[i].kind == STR && f[i].str == NULL)
-      printf ("%s:\n", f[i].name);
-    else if (f[i].kind == STR)
-      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].str);
-    else if (f[i].kind == NUM)
-      printf ("%s:%*s%" PRIu64 "\n", f[i].name, pad, "", f[i].num);
-    else
-      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].num ? "true" : "false");
-  }
-}
-
-static void
-print_json (const struct field *f, size_t n)
-{
-  const char *sep = "{\n";
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    if (!(f[i].where & JSON))
-      continue;
-    printf ("%s  ", sep);
-    cli_json_string (stdout, f[i].name);
-    printf (": ");
-    if (f[i].kind == STR && f[i].str == NULL)
-      printf ("null");
-    else if (f[i].kind == STR)
-      cli_json_string (stdout, f[i].str);
-    else if (f[i].kind == NUM)
-      printf ("%" PRIu64, f[i].num);
-    else
-      printf ("%s", f[i].num ? "true" : "false");
-    sep = ",\n";
-  }
-  printf ("\n}\n");
 }
 
 /* Open PATH read-only.  If that fails with File not found, which may
@@ -157,40 +97,37 @@ run (int argc, char **argv)
   else if (why && i.type != VHDKIT_TYPE_DIFFERENCING)
     r = cli_error (VHDKIT_RC_FILE_NOT_FOUND, "%s", why);
   else {
-    const struct field f[] = {
-      { "Path", BOTH, STR, i.path, 0 },
-      { "Format", TEXT, STR, format_name (i.format), 0 },
-      { "Format", JSON, NUM, NULL, (uint64_t) i.format },
-      { "FormatName", JSON, STR, format_name (i.format), 0 },
-      { "Type", TEXT, STR, type_name (i.type), 0 },
-      { "Type", JSON, NUM, NULL, (uint64_t) i.type },
-      { "TypeName", JSON, STR, type_name (i.type), 0 },
-      { "ParentPath", BOTH, STR, nonempty (i.parent_path), 0 },
-      { "MaxInternalSize", BOTH, NUM, NULL, i.virtual_size },
-      { "MinInternalSize", BOTH, NUM, NULL, i.min_internal_size },
-      { "BlockSize", BOTH, NUM, NULL, i.block_size },
-      { "LogicalSectorSize", BOTH, NUM, NULL, i.logical_sector_size },
-      { "PhysicalSectorSize", BOTH, NUM, NULL, i.physical_sector_size },
-      { "VirtualDiskId", BOTH, STR, nonempty (i.virtual_disk_id), 0 },
-      { "FileSize", BOTH, NUM, NULL, i.file_size },
-      { "FragmentationPercentage", BOTH, NUM, NULL,
+    const struct cli_field f[] = {
+      { "Path", CLI_BOTH, CLI_STR, i.path, 0 },
+      { "Format", CLI_TEXT, CLI_STR, format_name (i.format), 0 },
+      { "Format", CLI_JSON, CLI_NUM, NULL, (uint64_t) i.format },
+      { "FormatName", CLI_JSON, CLI_STR, format_name (i.format), 0 },
+      { "Type", CLI_TEXT, CLI_STR, type_name (i.type), 0 },
+      { "Type", CLI_JSON, CLI_NUM, NULL, (uint64_t) i.type },
+      { "TypeName", CLI_JSON, CLI_STR, type_name (i.type), 0 },
+      { "ParentPath", CLI_BOTH, CLI_STR, nonempty (i.parent_path), 0 },
+      { "MaxInternalSize", CLI_BOTH, CLI_NUM, NULL, i.virtual_size },
+      { "MinInternalSize", CLI_BOTH, CLI_NUM, NULL, i.min_internal_size },
+      { "BlockSize", CLI_BOTH, CLI_NUM, NULL, i.block_size },
+      { "LogicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i.logical_sector_size },
+      { "PhysicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i.physical_sector_size },
+      { "VirtualDiskId", CLI_BOTH, CLI_STR, nonempty (i.virtual_disk_id), 0 },
+      { "FileSize", CLI_BOTH, CLI_NUM, NULL, i.file_size },
+      { "FragmentationPercentage", CLI_BOTH, CLI_NUM, NULL,
         i.fragmentation_percentage },
       /* VHDX blocks sit at 1 MiB multiples; raw has no blocks. */
-      { "Alignment", BOTH, NUM, NULL, 1 },
-      { "InUse", BOTH, BOOL, NULL, 0 },
-      { "DataWriteGuid", BOTH, STR, nonempty (i.data_write_guid), 0 },
-      { "ParentLinkage", BOTH, STR, nonempty (i.parent_linkage), 0 },
-      { "ChainDepth", BOTH, NUM, NULL, i.chain_depth },
-      { "AllocatedBytes", BOTH, NUM, NULL, i.allocated_bytes },
+      { "Alignment", CLI_BOTH, CLI_NUM, NULL, 1 },
+      { "InUse", CLI_BOTH, CLI_BOOL, NULL, 0 },
+      { "DataWriteGuid", CLI_BOTH, CLI_STR, nonempty (i.data_write_guid), 0 },
+      { "ParentLinkage", CLI_BOTH, CLI_STR, nonempty (i.parent_linkage), 0 },
+      { "ChainDepth", CLI_BOTH, CLI_NUM, NULL, i.chain_depth },
+      { "AllocatedBytes", CLI_BOTH, CLI_NUM, NULL, i.allocated_bytes },
     };
     size_t n = sizeof f / sizeof f[0];
 
     if (why)
       cli_warning ("parent chain not opened: %s", why);
-    if (cli_json)
-      print_json (f, n);
-    else
-      print_text (f, n);
+    cli_print_fields (f, n, cli_json);
     r = CLI_EXIT_OK;
   }
   free (why);

@@ -92,59 +92,6 @@ static const struct cli_verb verb_disable = {
 
 /* ---- rct status ---- */
 
-/* The same layout as `vhdkit info`: aligned "Name: value" lines, or one
- * JSON object with the same keys. */
-struct field {
-  const char *name;
-  enum { STR, NUM, BOOL } kind;
-  const char *str;
-  uint64_t num;
-};
-
-static void
-print_text (const struct field *f, size_t n)
-{
-  size_t i, width = 0;
-
-  for (i = 0; i < n; i++) {
-    if (strlen (f[i].name) > width)
-      width = strlen (f[i].name);
-  }
-  for (i = 0; i < n; i++) {
-    int pad = (int) (width - strlen (f[i].name)) + 1;
-
-    if (f[i].kind == STR && *f[i].str == '\0')
-      printf ("%s:\n", f[i].name);
-    else if (f[i].kind == STR)
-      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].str);
-    else if (f[i].kind == NUM)
-      printf ("%s:%*s%" PRIu64 "\n", f[i].name, pad, "", f[i].num);
-    else
-      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].num ? "true" : "false");
-  }
-}
-
-static void
-print_json (const struct field *f, size_t n)
-{
-  const char *sep = "{\n";
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    printf ("%s  ", sep);
-    cli_json_string (stdout, f[i].name);
-    printf (": ");
-    if (f[i].kind == STR)
-      cli_json_string (stdout, f[i].str);
-    else if (f[i].kind == NUM)
-      printf ("%" PRIu64, f[i].num);
-    else
-      printf ("%s", f[i].num ? "true" : "false");
-    sep = ",\n";
-  }
-  printf ("\n}\n");
-}
-
 static const struct cli_verb verb_status;
 
 static int
@@ -176,22 +123,20 @@ run_status (int argc, char **argv)
   /* Never trust the library to have terminated its strings. */
   st.most_recent_id[sizeof st.most_recent_id - 1] = '\0';
   st.epoch[sizeof st.epoch - 1] = '\0';
+  st.problem[sizeof st.problem - 1] = '\0';
   {
-    const struct field f[] = {
-      { "Enabled", BOOL, NULL, st.enabled },
-      { "NewerChanges", BOOL, NULL, st.newer_changes },
-      { "MostRecentId", STR, st.most_recent_id, 0 },
-      { "Granularity", NUM, NULL, st.granularity },
-      { "Epoch", STR, st.epoch, 0 },
-      { "Generation", NUM, NULL, st.generation },
-      { "Recovered", BOOL, NULL, st.recovered },
+    const struct cli_field f[] = {
+      { "Enabled", CLI_BOTH, CLI_BOOL, NULL, st.enabled },
+      { "NewerChanges", CLI_BOTH, CLI_BOOL, NULL, st.newer_changes },
+      { "MostRecentId", CLI_BOTH, CLI_STR, st.most_recent_id, 0 },
+      { "Granularity", CLI_BOTH, CLI_NUM, NULL, st.granularity },
+      { "Epoch", CLI_BOTH, CLI_STR, st.epoch, 0 },
+      { "Generation", CLI_BOTH, CLI_NUM, NULL, st.generation },
+      { "Recovered", CLI_BOTH, CLI_BOOL, NULL, st.recovered },
+      { "Problem", CLI_BOTH, CLI_STR, st.problem, 0 },
     };
-    size_t n = sizeof f / sizeof f[0];
 
-    if (cli_json)
-      print_json (f, n);
-    else
-      print_text (f, n);
+    cli_print_fields (f, sizeof f / sizeof f[0], cli_json);
   }
   return CLI_EXIT_OK;
 }

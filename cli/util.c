@@ -470,3 +470,45 @@ cli_progress_end (struct cli_progress *p)
   sigaction (SIGINT, &p->old_int, NULL);
   sigaction (SIGTERM, &p->old_term, NULL);
 }
+
+void
+cli_print_fields (const struct cli_field *f, size_t n, bool json)
+{
+  size_t width = 0;
+  const char *sep = "{\n";
+  int want = json ? CLI_JSON : CLI_TEXT;
+
+  for (size_t i = 0; i < n; i++)
+    if ((f[i].where & want) && strlen (f[i].name) > width)
+      width = strlen (f[i].name);
+  for (size_t i = 0; i < n; i++) {
+    if (!(f[i].where & want))
+      continue;
+    if (json) {
+      printf ("%s  ", sep);
+      cli_json_string (stdout, f[i].name);
+      printf (": ");
+      if (f[i].kind == CLI_STR && f[i].str == NULL)
+        printf ("null");
+      else if (f[i].kind == CLI_STR)
+        cli_json_string (stdout, f[i].str);
+      else if (f[i].kind == CLI_NUM)
+        printf ("%" PRIu64, f[i].num);
+      else
+        printf ("%s", f[i].num ? "true" : "false");
+      sep = ",\n";
+      continue;
+    }
+    int pad = (int) (width - strlen (f[i].name)) + 1;
+    if (f[i].kind == CLI_STR && (f[i].str == NULL || *f[i].str == '\0'))
+      printf ("%s:\n", f[i].name);
+    else if (f[i].kind == CLI_STR)
+      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].str);
+    else if (f[i].kind == CLI_NUM)
+      printf ("%s:%*s%" PRIu64 "\n", f[i].name, pad, "", f[i].num);
+    else
+      printf ("%s:%*s%s\n", f[i].name, pad, "", f[i].num ? "true" : "false");
+  }
+  if (json)
+    printf ("\n}\n");
+}

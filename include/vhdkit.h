@@ -232,6 +232,10 @@ struct vhdkit_rct_status {
   char epoch[40];                /* the tracking epoch GUID */
   uint32_t generation;           /* the generation now being written */
   bool recovered;                /* this open recovered from a crash */
+  char problem[512];             /* "" or why every reference point is
+                                    invalid (a foreign writer, damaged
+                                    files) until the next writer starts a
+                                    new epoch */
 };
 int vhdkit_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st);
 
@@ -242,6 +246,7 @@ int vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id);
 
 /* GetVirtualDiskChanges (DESIGN.md §3). */
 #define VHDKIT_CHANGES_DEFAULT_MAX 65536u
+#define VHDKIT_CHANGES_MAX_CAP (1u << 24)  /* larger caps: VHDKIT_RC_OUT_OF_MEMORY */
 #define VHDKIT_CHANGE_DATA 0u          /* kinds[] values */
 #define VHDKIT_CHANGE_ZERO 1u          /* last changed by zero/discard */
 struct vhdkit_changes {

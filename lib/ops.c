@@ -153,11 +153,13 @@ vhdkit_disk_convert (const char *src, const char *dst,
   if (cp.existing) {
     d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR);
     if (d && (d->size < s->size || s->size % d->lss)) {
-      set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-                 "%s: the existing image (%" PRIu64 " bytes, %" PRIu32 "-byte sectors) cannot hold %s (%" PRIu64 " bytes)",
-                 dst, d->size, d->lss, src, s->size);
+      uint64_t dsize = d->size;
+      uint32_t dlss = d->lss;
       vhdkit_disk_close (d);
       d = NULL;
+      set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+                 "%s: the existing image (%" PRIu64 " bytes, %" PRIu32 "-byte sectors) cannot hold %s (%" PRIu64 " bytes)",
+                 dst, dsize, dlss, src, s->size);
     }
     if (!d) { struct saved_error e; error_save (&e); vhdkit_disk_close (s); error_restore (&e); return -1; }
   }

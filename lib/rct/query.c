@@ -121,14 +121,14 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
     return -1;
   }
   if (r->state == RCT_INVALID) {
-    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: %s: every reference point is invalid; a full backup is needed",
-               d->path, r->why);
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: every reference point is invalid; a full backup is needed",
+               r->why);
     return -1;
   }
   if (!guid_eq (&epoch, &r->h.epoch)) {
     const char *why = r->h.reason[0] ? r->h.reason : "tracking was enabled again";
     set_error (VHDKIT_RC_INVALID_STATE, 0,
-               "%s: RCT ID %s belongs to an earlier tracking epoch (the current one began because %s); a full backup is needed",
+               "%s: RCT ID %s belongs to another tracking epoch (the current one began because %s); a full backup is needed",
                d->path, limit_id, why);
     return -1;
   }
@@ -139,6 +139,12 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
     return -1;
   }
   if (max_ranges == 0) max_ranges = VHDKIT_CHANGES_DEFAULT_MAX;
+  if (max_ranges > VHDKIT_CHANGES_MAX_CAP) {
+    set_error (VHDKIT_RC_OUT_OF_MEMORY, 0,
+               "%s: a cap of %zu ranges would exceed the memory cap of %u ranges per call; page with a smaller cap",
+               d->path, max_ranges, VHDKIT_CHANGES_MAX_CAP);
+    return -1;
+  }
 
   memset (c, 0, sizeof *c);
   struct out o = { .c = c, .cap = max_ranges, .win_lo = off, .win_hi = end };

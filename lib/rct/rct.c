@@ -898,11 +898,11 @@ status_locked (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
     set_error (VHDKIT_RC_IN_USE, 0, "%s", r->why);
     return -1;
   }
-  if (r->state == RCT_INVALID) {
-    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s; a full backup is needed", r->why);
-    return -1;
-  }
   st->enabled = true;
+  if (r->state == RCT_INVALID) {
+    /* What the files say, with the reason they cannot be trusted. */
+    snprintf (st->problem, sizeof st->problem, "%s; every reference point is invalid and a full backup is needed", r->why);
+  }
   st->granularity = r->h.granularity;
   st->generation = r->h.cur;
   char t[40];
@@ -914,7 +914,7 @@ status_locked (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
   st->newer_changes |= r->any_recovered;
   for (uint32_t i = 0; i < r->h.nsizes; i++)
     st->newer_changes |= r->h.sizes[i].gen >= r->h.cur && r->h.cur > 1;
-  st->recovered = r->why[0] != '\0';
+  st->recovered = r->state == RCT_OK && r->why[0] != '\0';
   return 0;
 }
 

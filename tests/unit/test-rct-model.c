@@ -258,6 +258,16 @@ model_init (struct model *m, uint64_t size, uint64_t max_size, uint32_t lss,
 }
 
 static void
+model_free (struct model *m)
+{
+  free (m->touch);
+  free (m->tag);
+  free (m->ids);
+  free (m->dead);
+  memset (m, 0, sizeof *m);
+}
+
+static void
 model_touch (struct model *m, uint64_t off, uint64_t len)
 {
   uint64_t b;
@@ -754,6 +764,7 @@ check_bad_args (struct vhdkit_disk *d, const struct model *m)
 
 static unsigned char *iobuf;
 #define IOBUF (4u << 20)
+#define WBUF (4u << 20)                 /* the largest op */
 
 static void
 check_data (struct vhdkit_disk *d, const struct model *m, uint64_t off,
@@ -886,14 +897,10 @@ static const struct config crash_configs[] = {
 };
 #define NCRASHCONFIGS (sizeof crash_configs / sizeof crash_configs[0])
 
-/* A fresh string, never freed (few per process). */
-static const char *
-image_path (const char *sub, const struct config *c)
+static void
+image_path (char *buf, const char *sub, const struct config *c)
 {
-  char *p = strdup (pathf ("%s/%s/img.%s", g_dir, sub, c->raw ? "img" : "vhdx"));
-  if (!p)
-    exit (2);
-  return p;
+  snprintf (buf, 600, "%s/%s/img.%s", g_dir, sub, c->raw ? "img" : "vhdx");
 }
 
 static void
@@ -969,6 +976,8 @@ rnd_range (const struct model *m, uint64_t *off, uint64_t *len)
     o = secs - 1;
   if (o + n > secs)
     n = secs - o;
+  if (n > WBUF / m->lss)
+    n = WBUF / m->lss;
   *off = o * m->lss;
   *len = n * m->lss;
   prev = *off;
@@ -1002,7 +1011,7 @@ op_write (struct vhdkit_disk *d, struct model *m, int kind, uint64_t off,
 static void
 clean_round (const struct config *c, unsigned round, uint64_t steps)
 {
-  const char *path;
+  char path[600];
   struct vhdkit_disk *d, *d2;
   struct model m;
   uint64_t s, off, len;
@@ -1011,7 +1020,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
 
   snprintf (sub, sizeof sub, "clean%u", round);
   mkdir (pathf ("%s/%s", g_dir, sub), 0755);
-  path = image_path (sub, c);
+  image_path (path, sub, c);
   model_init (&m, c->size, c->max_size, c->lss, c->g);
   create_image (path, c, c->size);
   d = open_disk (path, c, VHDKIT_OPEN_RDWR);
@@ -1094,7 +1103,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
       model_grow (&m, ns);
       check_all_ids (d, &m, true, true);
       check_data (d, &m, 0, m.size);
-    } else if (p < 828) {               /* disable, write untracked, enable */
+    } else if (p < 826) {               /* disable, write untracked, enable */
       setop ("disable");
       if (vhdkit_rct_disable (d) == -1)
         fail_lib ("rct_disable");
@@ -1153,6 +1162,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
            "invalidated IDs, %" PRIu64 " queries (%" PRIu64 " calls), %.1fs\n",
            round, c->name, steps, m.nids, m.ndead, qs.queries, qs.calls,
            now_s () - t0);
+  model_free (&m);
 }
 
 /* ---- crash phase ---- */
@@ -1322,10 +1332,14 @@ copy_file (const char *src, const char *dst)
 
 /* Make directory DST a copy of SRC (regular files only). */
 static void
-copy_dir (const char *src, const char *dst)
+copy_dir (const char *src_, const char *dst_)
 {
+  char src[600], dst[600];
   DIR *dir;
   struct dirent *e;
+
+  snprintf (src, sizeof src, "%s", src_);   /* pathf buffers get reused */
+  snprintf (dst, sizeof dst, "%s", dst_);
 
   mkdir (dst, 0755);
   dir = opendir (dst);
@@ -1394,9 +1408,10 @@ crash_setup_child (void *arg)
 {
   struct crash_job *j = arg;
   struct model m;
-  const char *path = image_path ("base", j->c);
+  char path[600];
   int fd;
 
+  image_path (path, "base", j->c);
   rng = j->setup_seed;
   snprintf (g_ctx, sizeof g_ctx, "crash setup config %s", j->c->name);
   mkdir (pathf ("%s/base", g_dir), 0755);
@@ -1405,6 +1420,7 @@ crash_setup_child (void *arg)
   fd = log_open (pathf ("%s/base.log", g_dir), true);
   run_ops (path, j->c, &m, j->setup_ops, fd, true);
   close (fd);
+  model_free (&m);
 }
 
 static void
@@ -1414,6 +1430,7 @@ crash_ops_child (void *arg)
   struct model m;
   struct rec *base;
   size_t nbase, i;
+  char path[600];
   int fd;
 
   /* The model of the base gives rnd_range the disk geometry. */
@@ -1425,8 +1442,11 @@ crash_ops_child (void *arg)
   snprintf (g_ctx, sizeof g_ctx, "crash child config %s trial %u K=%" PRIu64,
             j->c->name, j->trial, j->k);
   fd = log_open (pathf ("%s/crash.log", g_dir), true);
-  run_ops (image_path ("work", j->c), j->c, &m, j->crash_ops, fd, false);
+  image_path (path, "work", j->c);
+  run_ops (path, j->c, &m, j->crash_ops, fd, false);
   close (fd);
+  free (base);
+  model_free (&m);
 }
 
 static void
@@ -1434,7 +1454,7 @@ crash_verify_child (void *arg)
 {
   struct crash_job *j = arg;
   const struct config *c = j->c;
-  const char *path = image_path ("work", c);
+  char path[600];
   struct model m;
   struct rec *base, *cr;
   size_t nbase, ncr, i, nold;
@@ -1446,6 +1466,7 @@ crash_verify_child (void *arg)
   uint64_t u, off, len;
   unsigned k;
 
+  image_path (path, "work", c);
   snprintf (g_ctx, sizeof g_ctx, "crash verify config %s trial %u "
             "VHDKIT_SIM=crash:n=%" PRIu64 ":seed=%" PRIu64, c->name, j->trial,
             j->k, j->sim_seed);
@@ -1540,6 +1561,10 @@ crash_verify_child (void *arg)
   close_disk (d);
   if (!c->raw && vhdkit_check (path, NULL, NULL) != 0)
     fail ("vhdkit_check reports problems after recovery");
+  free (base);
+  free (cr);
+  free (basetag);
+  model_free (&m);
 }
 
 static bool
@@ -1693,7 +1718,7 @@ main (void)
     perror ("mkdtemp");
     return 2;
   }
-  wbuf = aligned_alloc (4096, 4u << 20);
+  wbuf = aligned_alloc (4096, WBUF);
   iobuf = aligned_alloc (4096, IOBUF);
   if (!wbuf || !iobuf)
     return 2;
