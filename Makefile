@@ -3,6 +3,7 @@
 #   make run    install what is missing, build, run the demonstration
 #   make fuzz   build libFuzzer targets and run each for FUZZ_SECONDS
 #   make bench  run the benchmarks in bench/ (long)
+#   make soak   run the change-tracking model test for a million steps
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -23,7 +24,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test run asan fuzz bench clean
+.PHONY: all deps test run asan fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
 all: $(B)/libvhdkit.a $(B)/libvhdkit.so $(B)/vhdkit $(UNIT_BIN) $(FUZZ_REPLAY)
 
@@ -82,6 +83,13 @@ $(B)/tests/fuzz-%-replay: tests/fuzz/fuzz-%.c tests/fuzz/replay-main.c $(B)/libv
 
 bench: all
 	bench/run.sh
+	bench/rct.sh
+
+# The change-tracking model test with a million steps (hours on 2 cores;
+# make test runs a few thousand).
+SOAK_STEPS ?= 1000000
+soak: all
+	VHDKIT_RCT_MODEL_STEPS=$(SOAK_STEPS) $(B)/tests/test-rct-model
 
 clean:
 	rm -rf build build-asan build-fuzz
