@@ -4,12 +4,15 @@
  *   rctgen offsets SIZE N SEED
  *       print N distinct random 4 KiB-aligned offsets below SIZE (bytes),
  *       one per line, in the order they are drawn (fixed by SEED)
- *   rctgen write IMG FILE
+ *   rctgen write IMG FILE [FLUSH_EVERY]
  *       write 4 KiB of data at every offset listed in FILE (one per line),
- *       then close (which flushes); prints "writes=N"
- *   rctgen rounds IMG ROUNDS WRITES SEED
+ *       flushing after every FLUSH_EVERY writes if given (as a guest
+ *       would), then close (which flushes); prints "writes=N"
+ *   rctgen rounds IMG ROUNDS WRITES SEED [LOG]
  *       ROUNDS times: WRITES random 4 KiB writes, then a reference point
- *       (vhdkit_rct_checkpoint); prints every RCT ID, one per line
+ *       (vhdkit_rct_checkpoint); prints every RCT ID, one per line, and
+ *       logs "ROUND OFFSET" for every write to LOG if given (rounds count
+ *       from 1; the ID printed on line R seals round R)
  *
  * Every failure prints the library's sentence and exits 1. */
 #include <inttypes.h>
@@ -68,7 +71,7 @@ offsets (uint64_t size, long n, const char *sd)
 }
 
 static int
-write_list (const char *img, const char *list)
+write_list (const char *img, const char *list, long flush_every)
 {
   FILE *f = fopen (list, "r");
   if (!f) { perror (list); return 1; }
@@ -80,6 +83,7 @@ write_list (const char *img, const char *list)
     memset (buf, (int) (n % 251) + 1, sizeof buf);
     if (vhdkit_disk_pwrite (d, buf, sizeof buf, off) == -1) return die ("write");
     n++;
+    if (flush_every > 0 && n % flush_every == 0 && vhdkit_disk_flush (d) == -1) return die ("flush");
   }
   fclose (f);
   if (vhdkit_disk_close (d) == -1) return die ("close");
@@ -88,8 +92,11 @@ write_list (const char *img, const char *list)
 }
 
 static int
-rounds (const char *img, long nrounds, long writes, const char *sd)
+rounds (const char *img, long nrounds, long writes, const char *sd,
+        const char *log)
 {
+  FILE *lf = NULL;
+  if (log && !(lf = fopen (log, "w"))) { perror (log); return 1; }
   struct vhdkit_disk *d = vhdkit_disk_open (img, VHDKIT_OPEN_RDWR);
   if (!d) return die (img);
   struct vhdkit_disk_info info;
@@ -99,13 +106,16 @@ rounds (const char *img, long nrounds, long writes, const char *sd)
   seed (sd);
   for (long r = 0; r < nrounds; r++) {
     for (long w = 0; w < writes; w++) {
+      uint64_t off = next () % blocks * 4096;
       memset (buf, (int) ((r + w) % 251) + 1, sizeof buf);
-      if (vhdkit_disk_pwrite (d, buf, sizeof buf, next () % blocks * 4096) == -1) return die ("write");
+      if (vhdkit_disk_pwrite (d, buf, sizeof buf, off) == -1) return die ("write");
+      if (lf) fprintf (lf, "%ld %" PRIu64 "\n", r + 1, off);
     }
     if (vhdkit_rct_checkpoint (d, id) == -1) return die ("checkpoint");
     printf ("%s\n", id);
   }
   if (vhdkit_disk_close (d) == -1) return die ("close");
+  if (lf && fclose (lf) != 0) { perror (log); return 1; }
   return fflush (stdout) == 0 ? 0 : 1;
 }
 
@@ -114,10 +124,10 @@ main (int argc, char **argv)
 {
   if (argc == 5 && strcmp (argv[1], "offsets") == 0)
     return offsets (strtoull (argv[2], NULL, 0), atol (argv[3]), argv[4]);
-  if (argc == 4 && strcmp (argv[1], "write") == 0)
-    return write_list (argv[2], argv[3]);
-  if (argc == 6 && strcmp (argv[1], "rounds") == 0)
-    return rounds (argv[2], atol (argv[3]), atol (argv[4]), argv[5]);
-  fprintf (stderr, "usage: rctgen offsets SIZE N SEED | write IMG FILE | rounds IMG ROUNDS WRITES SEED\n");
+  if ((argc == 4 || argc == 5) && strcmp (argv[1], "write") == 0)
+    return write_list (argv[2], argv[3], argc == 5 ? atol (argv[4]) : 0);
+  if ((argc == 6 || argc == 7) && strcmp (argv[1], "rounds") == 0)
+    return rounds (argv[2], atol (argv[3]), atol (argv[4]), argv[5], argc == 7 ? argv[6] : NULL);
+  fprintf (stderr, "usage: rctgen offsets SIZE N SEED | write IMG FILE [FLUSH_EVERY] | rounds IMG ROUNDS WRITES SEED [LOG]\n");
   return 2;
 }

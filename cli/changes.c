@@ -436,7 +436,7 @@ run (int argc, char **argv)
   q.d = vhdkit_disk_open (q.path, VHDKIT_OPEN_RDONLY);
   if (q.d == NULL)
     return cli_lib_error ();
-  if (vhdkit_disk_get_info (q.d, &info) == -1)
+  if (vhdkit_disk_get_size (q.d, &info.virtual_size, &info.logical_sector_size) == -1)
     r = cli_lib_error ();
   else if (!cli_given (opts, "length") && q.offset > info.virtual_size)
     r = cli_error (VHDKIT_RC_INVALID_PARAMETER,

@@ -76,7 +76,7 @@ run (int argc, char **argv)
   d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
   if (d == NULL)
     return cli_lib_error ();
-  if (vhdkit_disk_get_info (d, &info) == -1)
+  if (vhdkit_disk_get_size (d, &info.virtual_size, &info.logical_sector_size) == -1)
     r = cli_lib_error ();
   else if (offset > info.virtual_size)
     r = cli_error (VHDKIT_RC_INVALID_PARAMETER,

@@ -155,6 +155,12 @@ struct vhdkit_disk_info {
 };
 int vhdkit_disk_get_info (struct vhdkit_disk *d, struct vhdkit_disk_info *info);
 
+/* Only the virtual size and the logical sector size: cheap, unlike
+ * vhdkit_disk_get_info, which scans the block table for the allocation
+ * figures.  Either pointer may be NULL. */
+int vhdkit_disk_get_size (struct vhdkit_disk *d, uint64_t *size,
+                          uint32_t *logical_sector_size);
+
 /* Extent map.  The callback receives consecutive extents covering
  * [offset, offset+length) with flags: */
 #define VHDKIT_EXTENT_ZERO 1u      /* reads as zeros */

@@ -308,6 +308,17 @@ vhdkit_disk_get_info (struct vhdkit_disk *d, struct vhdkit_disk_info *info)
   return 0;
 }
 
+int
+vhdkit_disk_get_size (struct vhdkit_disk *d, uint64_t *size, uint32_t *lss)
+{
+  clear_error ();
+  pthread_mutex_lock (&d->lock);
+  if (size) *size = d->size;
+  if (lss) *lss = d->lss;
+  pthread_mutex_unlock (&d->lock);
+  return 0;
+}
+
 /* The composed map: a layer's PARENT extents are resolved in the parent
  * (or are holes when there is no parent). */
 struct compose {

@@ -29,8 +29,8 @@
  * the parent never calls libvhdkit.
  *
  * Environment:
- *   VHDKIT_RCT_MODEL_STEPS    clean-phase steps in all (default 6000)
- *   VHDKIT_RCT_MODEL_CRASHES  crash trials (default 72)
+ *   VHDKIT_RCT_MODEL_STEPS    clean-phase steps in all (default 8000)
+ *   VHDKIT_RCT_MODEL_CRASHES  crash trials (default 96)
  *   VHDKIT_RCT_MODEL_SEED     the seed (default: from the clock; printed)
  *   VHDKIT_RCT_MODEL_KEEP     1 = keep the work directory
  * Exit status: 0 pass, 1 fail (the seed and a rerun command are printed).
@@ -1706,8 +1706,8 @@ rm_one (const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 int
 main (void)
 {
-  uint64_t steps = env_u64 ("VHDKIT_RCT_MODEL_STEPS", 6000);
-  uint64_t crashes = env_u64 ("VHDKIT_RCT_MODEL_CRASHES", 72);
+  uint64_t steps = env_u64 ("VHDKIT_RCT_MODEL_STEPS", 8000);
+  uint64_t crashes = env_u64 ("VHDKIT_RCT_MODEL_CRASHES", 96);
   uint64_t per_round = 1500, left;
   const char *tmp = getenv ("TMPDIR");
   unsigned round = 0;

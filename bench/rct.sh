@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# bench/rct.sh: resilient change tracking benchmarks.  Every figure is a
+# ratio between measurements of the same run, or a count (this machine is
+# noisy and shared; absolute times mean little).  Results: stdout and
+# bench/results/rct-<date>.txt (the summary block at the end).
+#
+#  1. write-path overhead: random 4 KiB writes through libvhdkit on one
+#     4 GiB fixed VHDX with tracking off and on, alternating BENCH_RUNS
+#     times (bench/rct-randio.c), in a tight loop and with a flush every
+#     1000 writes; median write IOPS on/off
+#  2. query speed: 100000 scattered changed 4 KiB blocks on a 64 TiB
+#     dynamic VHDX (64 KiB granularity; bench/rctgen.c writes them), time
+#     of `vhdkit changes --all` vs the anchor: the same blocks written with
+#     qemu-io into a 64 TiB qcow2 with a persistent 64 KiB dirty bitmap,
+#     read with `nbdinfo --map=qemu:dirty-bitmap:b0` from qemu-nbd
+#     (hyperfine medians).  Both answers must be the same ranges.  Then
+#     the 64 TiB / 1 TiB time ratio for the same number of changes, and a
+#     control with the same offsets (all in the first TiB) on both sizes
+#  3. precision: bytes reported / bytes written for 20000 random 4 KiB
+#     writes on a 64 GiB disk, at 4 KiB and 64 KiB granularity (and no
+#     written block may be missing from the answer)
+#  4. tracking metadata: allocated KiB of IMAGE.rct + IMAGE.mrt per TiB
+#     of virtual size after 1000 rounds of (10 random 4 KiB writes + a
+#     reference point) on a 1 TiB disk; every one of the 1000 IDs is then
+#     queried and its answer compared with the writes that followed it
+#
+# Environment: BENCH_DIR (scratch, default /var/tmp/vhdkit-bench-rct;
+# needs ~15 GiB, removed at the end), BENCH_RUNS (default 5), BENCH_OPS
+# (random writes per tight-loop run, default 1000000), BENCH_FLUSH_OPS
+# (writes per flushing run, default 100000), BENCH_CHANGES (scattered
+# changes for 2, default 100000).  Takes about 10 minutes.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+V=$top/build/vhdkit
+dir=${BENCH_DIR:-/var/tmp/vhdkit-bench-rct}
+runs=${BENCH_RUNS:-5}
+ops=${BENCH_OPS:-1000000}
+flush_ops=${BENCH_FLUSH_OPS:-100000}
+nchg=${BENCH_CHANGES:-100000}
+for c in qemu-img qemu-io qemu-nbd nbdinfo hyperfine python3 cc; do
+  command -v $c >/dev/null || { echo "bench: $c missing (apt-get install qemu-utils libnbd-bin hyperfine)"; exit 1; }
+done
+[ -x "$V" ] && [ -f "$top/build/libvhdkit.a" ] || { echo "bench: build first (make)"; exit 1; }
+mkdir -p "$dir" "$top/bench/results"
+out=$top/bench/results/rct-$(date +%Y%m%d-%H%M%S).txt
+sum=$dir/summary.txt
+: > "$sum"
+for p in rct-randio rctgen; do
+  cc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$top/include" "$top/bench/$p.c" "$top/build/libvhdkit.a" -pthread -o "$dir/$p"
+done
+R=$dir/rct-randio G=$dir/rctgen
+
+nbd_pid=
+imgs="write q64 q1 q64c prec meta"
+cleanup () {
+  if [ -n "$nbd_pid" ]; then kill "$nbd_pid" 2>/dev/null || true; wait "$nbd_pid" 2>/dev/null || true; fi
+  for i in $imgs; do rm -f "$dir/$i.vhdx" "$dir/$i.vhdx.rct" "$dir/$i.vhdx.mrt"; done
+  rm -f "$dir/q64.qcow2" "$dir/nbd.sock" "$dir"/meta-*.txt
+}
+trap cleanup EXIT
+
+say () { echo "$*" | tee -a "$out"; }       # details
+res () { echo "$*" | tee -a "$sum" >/dev/null; }   # summary lines
+hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version); $(qemu-img --version | head -1); $(nbdinfo --version | head -1)"
+say "$hdr"
+# "on"/"off", then "changed" if written since the newest reference point
+tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.load(sys.stdin); print('on' if j['Enabled'] else 'off', *(['changed'] if j['NewerChanges'] else []))"; }
+# hyperfine median of each command, in order
+medians () { python3 -c "import json,sys; print(' '.join('%.6f' % x['median'] for x in json.load(open(sys.argv[1]))['results']))" "$1"; }
+
+# ---- 1. write-path overhead --------------------------------------------
+say "== 1. write path: 4 GiB fixed VHDX, random 4 KiB writes, tracking off vs on, $runs alternations"
+w=$dir/write.vhdx
+cleanup
+"$V" create "$w" --size 4G --type fixed --no-progress >/dev/null
+"$R" vhdkit "$w" "$ops" 0 >/dev/null          # warm-up, untimed
+: > "$dir/write.txt"
+for ((i = 1; i <= runs; i++)); do
+  if ((i % 2)); then order="off on"; else order="on off"; fi
+  for st in $order; do
+    [ "$st" = on ] && "$V" rct enable "$w" --granularity 64K >/dev/null
+    tracking "$w" | grep -qx "$st" || { say "tracking should be $st"; exit 1; }
+    echo "$i $st tight $("$R" vhdkit "$w" "$ops" "$i")" >> "$dir/write.txt"
+    echo "$i $st flush $("$R" vhdkit "$w" "$flush_ops" "$i" 1000)" >> "$dir/write.txt"
+    if [ "$st" = on ]; then
+      tracking "$w" | grep -qx "on changed" || { say "tracking recorded nothing"; exit 1; }
+      "$V" rct disable "$w" >/dev/null
+    fi
+  done
+done
+python3 - "$dir/write.txt" "$sum" "$ops" "$flush_ops" <<'PY' | tee -a "$out"
+import sys, statistics as st, collections
+rows = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    i, state, kind, r, w = line.split()
+    rows[(kind, int(i))][state] = (float(r.split("=")[1]), float(w.split("=")[1]))
+with open(sys.argv[2], "a") as s:
+    for kind, label in (("tight", "tight loop, %s writes/run" % sys.argv[3]),
+                        ("flush", "flush every 1000 writes, %s writes/run" % sys.argv[4])):
+        pairs = [rows[k] for k in sorted(rows) if k[0] == kind]
+        wr = [p["on"][1] / p["off"][1] for p in pairs]
+        rr = [p["on"][0] / p["off"][0] for p in pairs]
+        print("%-40s write on/off per run: %s" % (label, " ".join("%.3f" % x for x in wr)))
+        line = ("1 write IOPS on/off, %-38s median %.3f (of %d alternating pairs; read on/off %.3f)%s"
+                % (label + ":", st.median(wr), len(wr), st.median(rr), "  target >= 0.97" if kind == "tight" else ""))
+        print(line)
+        s.write(line + "\n")
+PY
+rm -f "$w"*
+
+# ---- 2. query speed ----------------------------------------------------
+say "== 2. query: $nchg scattered changed 4 KiB blocks, 64 KiB granularity"
+"$G" offsets $((64 << 40)) "$nchg" 42 > "$dir/off64.txt"
+"$G" offsets $((1 << 40)) "$nchg" 42 > "$dir/off1.txt"
+# mkimg IMG SIZE OFFSETS: tracked dynamic VHDX, a reference point, then
+# the changes (flushing every 10000 writes as a guest would); prints the ID
+mkimg () {
+  "$V" create "$1" --size "$2" >/dev/null
+  "$V" rct enable "$1" --granularity 64K >/dev/null
+  local id
+  id=$("$V" rct checkpoint "$1")
+  "$G" write "$1" "$3" 10000 >/dev/null
+  echo "$id"
+}
+id64=$(mkimg "$dir/q64.vhdx" 64T "$dir/off64.txt")
+id1=$(mkimg "$dir/q1.vhdx" 1T "$dir/off1.txt")
+idc=$(mkimg "$dir/q64c.vhdx" 64T "$dir/off1.txt")   # control: same offsets as the 1 TiB disk
+qc=$dir/q64.qcow2
+qemu-img create -q -f qcow2 "$qc" 64T
+qemu-img bitmap --add -g 65536 "$qc" b0
+awk '{ print "write -q " $1 " 4k" }' "$dir/off64.txt" | qemu-io -f qcow2 -t unsafe "$qc" > "$dir/qemu-io.log" 2>&1
+if grep -Ei 'error|fail' "$dir/qemu-io.log" | head -3 | grep .; then say "qemu-io failed (log: $dir/qemu-io.log)"; exit 1; fi
+sync "$qc"                                     # no write-back during the timings
+sock=$dir/nbd.sock
+rm -f "$sock"
+qemu-nbd -r -t -B b0 -k "$sock" -f qcow2 "$qc" > "$dir/qemu-nbd.log" 2>&1 &
+nbd_pid=$!
+for ((t = 0; t < 600 && ! -S "$sock"; t++)); do
+  kill -0 "$nbd_pid" 2>/dev/null || { say "qemu-nbd exited: $(cat "$dir/qemu-nbd.log")"; exit 1; }
+  sleep 0.1
+done
+[ -S "$sock" ] || { say "qemu-nbd: no socket after 60 s"; exit 1; }
+uri="nbd+unix:///?socket=$sock"
+nbdinfo --map=qemu:dirty-bitmap:b0 "$uri" > "$dir/map64.txt"
+"$V" changes "$dir/q64.vhdx" --limit-id "$id64" --all > "$dir/ch64.txt"
+"$V" changes "$dir/q1.vhdx" --limit-id "$id1" --all > "$dir/ch1.txt"
+"$V" changes "$dir/q64c.vhdx" --limit-id "$idc" --all > "$dir/chc.txt"
+hyperfine -N -w 1 -r "$runs" --export-json "$dir/q.json" \
+  "$V changes $dir/q64.vhdx --limit-id $id64 --all" \
+  "nbdinfo --map=qemu:dirty-bitmap:b0 '$uri'" \
+  "$V changes $dir/q1.vhdx --limit-id $id1 --all" \
+  "$V changes $dir/q64c.vhdx --limit-id $idc --all" >/dev/null
+kill "$nbd_pid"; wait "$nbd_pid" 2>/dev/null || true; nbd_pid=
+read -r t64 tnbd t1 tc < <(medians "$dir/q.json")
+python3 - "$dir" "$sum" "$nchg" "$t64" "$tnbd" "$t1" "$tc" <<'PY' | tee -a "$out"
+import sys
+d, sumf, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t64, tnbd, t1, tc = map(float, sys.argv[4:8])
+G, PAGE = 65536, 1020 * 65536          # granularity; disk bytes per leaf page of tags
+def coalesce(rs):
+    out = []
+    for o, l in sorted(rs):
+        if out and out[-1][0] + out[-1][1] == o: out[-1][1] += l
+        else: out.append([o, l])
+    return [tuple(x) for x in out]
+def vhdkit(f): return coalesce((int(a), int(b)) for a, b in (l.split() for l in open(f)))
+def nbd(f):
+    return coalesce((int(x[0]), int(x[1])) for x in (l.split() for l in open(f)) if x[3] == "dirty")
+def expect(f):   # 64 KiB blocks holding the written 4 KiB blocks
+    return coalesce({(int(l) // G * G, G) for l in open(f)})
+def pages(rs): return len({p for o, l in rs for p in range(o // PAGE, (o + l - 1) // PAGE + 1)})
+v64, q64 = vhdkit(d + "/ch64.txt"), nbd(d + "/map64.txt")
+v1, vc = vhdkit(d + "/ch1.txt"), vhdkit(d + "/chc.txt")
+ok = v64 == q64 == expect(d + "/off64.txt") and v1 == vc == expect(d + "/off1.txt")
+b = lambda rs: sum(l for o, l in rs)
+print("64 TiB: vhdkit %d ranges %d bytes; nbdinfo %d dirty extents %d bytes; identical to each other and to the writes: %s"
+      % (len(v64), b(v64), len(q64), b(q64), "yes" if v64 == q64 == expect(d + "/off64.txt") else "NO"))
+print("1 TiB: %d ranges %d bytes; control (same offsets on 64 TiB): %d ranges; identical: %s"
+      % (len(v1), b(v1), len(vc), "yes" if v1 == vc == expect(d + "/off1.txt") else "NO"))
+print("changed leaf pages of tags (1020 blocks each): 64 TiB %d, 1 TiB %d, control %d" % (pages(v64), pages(v1), pages(vc)))
+print("hyperfine medians relative to vhdkit 64 TiB: nbdinfo %.2f, vhdkit 1 TiB %.3f, control %.3f" % (tnbd / t64, t1 / t64, tc / t64))
+with open(sumf, "a") as s:
+    s.write("2 query, %d scattered 4 KiB changes, 64 KiB granularity, 64 TiB: vhdkit changes --all is %.1fx faster than nbdinfo --map=qemu:dirty-bitmap (qcow2 + qemu-nbd)  target >= 10\n" % (n, tnbd / t64))
+    s.write("  same answer from both: %s (%d ranges, %d bytes)\n" % ("yes" if ok else "NO", len(v64), b(v64)))
+    s.write("  vhdkit time 64 TiB / 1 TiB, same number of random changes: %.2f (changed leaf pages of tags %d vs %d)\n" % (t64 / t1, pages(v64), pages(v1)))
+    s.write("  vhdkit time 64 TiB / 1 TiB, the same offsets (all in the first TiB): %.2f\n" % (tc / t1))
+PY
+rm -f "$dir"/q64.vhdx* "$dir"/q1.vhdx* "$dir"/q64c.vhdx* "$qc"
+
+# ---- 3. precision ------------------------------------------------------
+say "== 3. precision: 20000 random 4 KiB writes on a 64 GiB disk"
+"$G" offsets $((64 << 30)) 20000 7 > "$dir/offp.txt"
+for g in 4K 64K; do
+  p=$dir/prec.vhdx
+  rm -f "$p"*
+  "$V" create "$p" --size 64G >/dev/null
+  "$V" rct enable "$p" --granularity "$g" >/dev/null
+  id=$("$V" rct checkpoint "$p")
+  "$G" write "$p" "$dir/offp.txt" 10000 >/dev/null
+  "$V" changes "$p" --limit-id "$id" --all > "$dir/chp-$g.txt"
+  rm -f "$p"*
+done
+python3 - "$dir" "$sum" <<'PY' | tee -a "$out"
+import sys
+d, sumf = sys.argv[1], sys.argv[2]
+offs = sorted({int(l) for l in open(d + "/offp.txt")})
+true = len(offs) * 4096
+res = []
+for g in ("4K", "64K"):
+    rs = sorted((int(a), int(b)) for a, b in (l.split() for l in open(d + "/chp-%s.txt" % g)))
+    rep = sum(l for o, l in rs)
+    # every written block must lie inside a reported range
+    import bisect
+    starts = [o for o, l in rs]
+    missed = 0
+    for o in offs:
+        i = bisect.bisect_right(starts, o) - 1
+        if i < 0 or o + 4096 > rs[i][0] + rs[i][1]: missed += 1
+    print("granularity %s: reported %d bytes in %d ranges; written %d distinct blocks = %d bytes; missed blocks %d"
+          % (g, rep, len(rs), len(offs), true, missed))
+    res.append("%s %.3f%s" % (g, rep / true, "" if missed == 0 else " (%d written blocks MISSED)" % missed))
+with open(sumf, "a") as s:
+    s.write("3 precision, bytes reported / bytes written (20000 distinct random 4 KiB blocks, 64 GiB): granularity %s\n" % ", ".join(res))
+PY
+
+# ---- 4. tracking metadata after 1000 reference points --------------------
+say "== 4. metadata: 1 TiB disk, 1000 rounds of 10 random 4 KiB writes + a reference point"
+m=$dir/meta.vhdx
+rm -f "$m"*
+"$V" create "$m" --size 1T >/dev/null
+"$V" rct enable "$m" --granularity 64K >/dev/null
+"$G" rounds "$m" 1000 10 9 "$dir/rounds.log" > "$dir/ids.txt"
+kib=$(du -k "$m.rct" "$m.mrt" | awk '{ s += $1 } END { print s }')
+say "du -k: $(du -k "$m.rct" "$m.mrt" | tr '\n\t' '  ')(apparent: $(stat -c '%s' "$m.rct") + $(stat -c '%s' "$m.mrt") bytes)"
+n=0
+while read -r id; do
+  n=$((n + 1))
+  "$V" changes "$m" --limit-id "$id" --all > "$dir/meta-$n.txt" || echo "ID $n failed" >> "$dir/meta-fail.txt"
+done < "$dir/ids.txt"
+python3 - "$dir" "$sum" "$kib" <<'PY' | tee -a "$out"
+import sys, os, collections
+d, sumf, kib = sys.argv[1], sys.argv[2], int(sys.argv[3])
+G = 65536
+after = collections.defaultdict(set)          # round -> 64 KiB blocks written in it
+for l in open(d + "/rounds.log"):
+    r, o = map(int, l.split())
+    after[r].add(int(o) // G)
+ids = [l.strip() for l in open(d + "/ids.txt")]
+fails = open(d + "/meta-fail.txt").read().splitlines() if os.path.exists(d + "/meta-fail.txt") else []
+exact, later = 0, set()
+for k in range(len(ids), 0, -1):            # ID k seals round k: changes since = rounds k+1..
+    got = set()
+    f = d + "/meta-%d.txt" % k
+    if os.path.exists(f):
+        for line in open(f):
+            o, n = map(int, line.split())
+            got.update(range(o // G, (o + n) // G))
+    if got == later: exact += 1
+    later |= after[k]
+print("%d IDs issued; %d answered; %d answers exactly the blocks written after them" % (len(ids), len(ids) - len(fails), exact))
+with open(sumf, "a") as s:
+    s.write("4 tracking metadata after %d reference points (1 TiB, 64 KiB, 10 writes each): %d KiB allocated (.rct + .mrt) per TiB; IDs answering: %d/%d, exact: %d/%d\n"
+            % (len(ids), kib, len(ids) - len(fails), len(ids), exact, len(ids)))
+PY
+rm -f "$m"* "$dir"/meta-*.txt
+
+# ---- summary -------------------------------------------------------------
+{
+  echo
+  echo "== summary: $hdr"
+  echo "   (every figure a ratio within this run, or a count; command: bench/rct.sh)"
+  cat "$sum"
+} | tee -a "$out"
+echo "results in $out"
