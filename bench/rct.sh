@@ -61,7 +61,7 @@ trap cleanup EXIT
 
 say () { echo "$*" | tee -a "$out"; }       # details
 res () { echo "$*" | tee -a "$sum" >/dev/null; }   # summary lines
-hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version); $(qemu-img --version | head -1); $(nbdinfo --version | head -1)"
+hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
 say "$hdr"
 # "on"/"off", then "changed" if written since the newest reference point
 tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.load(sys.stdin); print('on' if j['Enabled'] else 'off', *(['changed'] if j['NewerChanges'] else []))"; }
@@ -135,7 +135,8 @@ sock=$dir/nbd.sock
 rm -f "$sock"
 qemu-nbd -r -t -B b0 -k "$sock" -f qcow2 "$qc" > "$dir/qemu-nbd.log" 2>&1 &
 nbd_pid=$!
-for ((t = 0; t < 600 && ! -S "$sock"; t++)); do
+for ((t = 0; t < 600; t++)); do
+  [ -S "$sock" ] && break
   kill -0 "$nbd_pid" 2>/dev/null || { say "qemu-nbd exited: $(cat "$dir/qemu-nbd.log")"; exit 1; }
   sleep 0.1
 done

@@ -39,19 +39,24 @@ fi
 mean () { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.4f' % x['mean'] for x in r))" "$1"; }
 
 # --- 1. convert --------------------------------------------------------
-hyperfine -N -w 1 -r "$runs" --export-json "$dir/c1.json" \
+hyperfine -N -w 1 -r "$runs" --export-json "$dir/c1.json" --style basic \
   --prepare "rm -f $dir/o1.vhdx $dir/o2.vhdx" \
   "$V convert --no-progress $in $dir/o1.vhdx" \
   "qemu-img convert -O vhdx -o subformat=dynamic $in $dir/o2.vhdx" >/dev/null
 read -r a b < <(mean "$dir/c1.json")
 say "convert raw->vhdx   vhdkit ${a}s  qemu-img ${b}s  speed ratio (qemu/vhdkit) $(python3 -c "print('%.2f' % ($b/$a))")"
 "$V" convert --no-progress "$in" "$dir/src.vhdx" 2>/dev/null || true
-hyperfine -N -w 1 -r "$runs" --export-json "$dir/c2.json" \
+hyperfine -N -w 1 -r "$runs" --export-json "$dir/c2.json" --style basic \
   --prepare "rm -f $dir/o1.raw $dir/o2.raw" \
   "$V convert --no-progress $dir/src.vhdx $dir/o1.raw" \
   "qemu-img convert -f vhdx -O raw $dir/src.vhdx $dir/o2.raw" >/dev/null
 read -r a b < <(mean "$dir/c2.json")
 say "convert vhdx->raw   vhdkit ${a}s  qemu-img ${b}s  speed ratio (qemu/vhdkit) $(python3 -c "print('%.2f' % ($b/$a))")"
+# hyperfine's --prepare removed the outputs of the other command: make
+# both once more and check them.
+rm -f "$dir/o1.raw" "$dir/o2.raw"
+"$V" convert --no-progress "$dir/src.vhdx" "$dir/o1.raw"
+qemu-img convert -f vhdx -O raw "$dir/src.vhdx" "$dir/o2.raw"
 cmp "$dir/o1.raw" "$in" && cmp "$dir/o2.raw" "$in" || { say "convert outputs differ from the input!"; exit 1; }
 say "file sizes: input $(du -k "$in" | cut -f1) KiB allocated; vhdkit VHDX $(du -k "$dir/src.vhdx" | cut -f1) KiB; qemu VHDX $(du -k "$dir/o2.vhdx" | cut -f1) KiB"
 rm -f "$dir"/o1.* "$dir"/o2.*

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "internal.h"
 #include "vhdx/vhdx.h"
 
@@ -42,16 +44,24 @@ vhdkit_disk_create (const char *path, const struct vhdkit_create_params *p)
 
 /* ---- convert ---- */
 
+#define CHUNK (4 * MiB)   /* convert works in chunks of this size */
+#define NBUF 4            /* chunks the reader may be ahead */
+struct item;
 struct copy {
   struct vhdkit_disk *src, *dst;
-  uint8_t *buf;
-  size_t bufsize;
+  uint8_t *bufs[NBUF];
   uint64_t total;
   vhdkit_progress_fn progress;
   void *opaque;
-  int failed;
   bool existing;
   uint8_t *dbuf;
+  struct item *items;           /* the plan */
+  size_t nitems, items_cap;
+  pthread_mutex_t m;            /* reader/writer hand-off */
+  pthread_cond_t cv;
+  size_t filled, written;
+  bool stop, read_failed;
+  struct saved_error read_err;
 };
 
 static bool
@@ -66,63 +76,132 @@ all_zero (const uint8_t *p, size_t n)
   return true;
 }
 
-/* Copy [off, off+len) from src (or zeros, SRC_ZERO) to dst.  Into a
+/* Write one chunk BUF (the source's bytes at OFF) into dst.  Into a
  * new image, runs of zeros are skipped so it stays sparse.  Into an
  * existing one (c->existing), each grain is compared with what DST
  * holds and only differing grains are written or zeroed, so change
  * tracking on DST records exactly what changed. */
 static int
-copy_range (struct copy *c, uint64_t off, uint64_t len, bool src_zero)
+put_chunk (struct copy *c, const uint8_t *buf, size_t n, uint64_t off)
 {
   const size_t grain = 64 * 1024;
-  while (len) {
-    size_t n = len < c->bufsize ? (size_t) len : c->bufsize;
-    if (src_zero) memset (c->buf, 0, n);
-    else if (disk_pread_unlocked (c->src, c->buf, n, off) == -1) return -1;
-    if (c->existing && disk_pread_unlocked (c->dst, c->dbuf, n, off) == -1) return -1;
-    for (size_t k = 0; k < n; ) {
-      size_t m = n - k < grain ? n - k : grain;
-      bool z = all_zero (c->buf + k, m);
-      bool same = c->existing ? memcmp (c->buf + k, c->dbuf + k, m) == 0 : z;
-      if (same) { k += m; continue; }
-      /* Extend over following grains of the same kind for one call. */
-      size_t e = k + m;
-      while (e < n) {
-        size_t q = n - e < grain ? n - e : grain;
-        bool z2 = all_zero (c->buf + e, q);
-        bool same2 = c->existing ? memcmp (c->buf + e, c->dbuf + e, q) == 0 : z2;
-        if (same2 || z2 != z) break;
-        e += q;
-      }
-      int r = z && c->existing ? disk_zero (c->dst, e - k, off + k)
-                               : disk_write (c->dst, c->buf + k, e - k, off + k);
-      if (r == -1) return -1;
-      k = e;
+  if (c->existing && disk_pread_unlocked (c->dst, c->dbuf, n, off) == -1) return -1;
+  for (size_t k = 0; k < n; ) {
+    size_t m = n - k < grain ? n - k : grain;
+    bool z = all_zero (buf + k, m);
+    bool same = c->existing ? memcmp (buf + k, c->dbuf + k, m) == 0 : z;
+    if (same) { k += m; continue; }
+    /* Extend over following grains of the same kind for one call. */
+    size_t e = k + m;
+    while (e < n) {
+      size_t q = n - e < grain ? n - e : grain;
+      bool z2 = all_zero (buf + e, q);
+      bool same2 = c->existing ? memcmp (buf + e, c->dbuf + e, q) == 0 : z2;
+      if (same2 || z2 != z) break;
+      e += q;
     }
-    off += n; len -= n;
-    if (c->progress && c->progress (c->opaque, off, c->total)) {
-      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
-      return -1;
-    }
+    int r = z && c->existing ? disk_zero (c->dst, e - k, off + k)
+                             : disk_write (c->dst, buf + k, e - k, off + k);
+    if (r == -1) return -1;
+    k = e;
   }
   return 0;
 }
 
+/* The work: chunks of at most CHUNK bytes, from the source's map. */
+struct item { uint64_t off; uint32_t len; bool zero; };
+
 static int
-convert_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
+plan_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
 {
   struct copy *c = opaque;
   bool zero = flags & VHDKIT_EXTENT_ZERO;
-  if (zero && !c->existing) {
-    if (c->progress && c->progress (c->opaque, off + len, c->total)) {
-      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
-      c->failed = 1;
-      return -1;
-    }
+  if (zero && !c->existing)
     return 0;           /* a new image reads zeros already */
+  while (len) {
+    uint32_t n = len < CHUNK ? (uint32_t) len : (uint32_t) CHUNK;
+    if (c->nitems == c->items_cap) {
+      size_t cap = c->items_cap ? c->items_cap * 2 : 1024;
+      struct item *ni = realloc (c->items, cap * sizeof *ni);
+      if (!ni) {
+        set_error_errno (ENOMEM, "%s: convert plan", c->dst->path);
+        return -1;
+      }
+      c->items = ni;
+      c->items_cap = cap;
+    }
+    c->items[c->nitems++] = (struct item) { off, n, zero };
+    off += n; len -= n;
   }
-  if (copy_range (c, off, len, zero) == -1) { c->failed = 1; return -1; }
   return 0;
+}
+
+/* The reader thread fills buffers ahead of the writer, so reading the
+ * source and writing the destination overlap. */
+static void *
+reader (void *opaque)
+{
+  struct copy *c = opaque;
+  for (size_t i = 0; i < c->nitems; i++) {
+    pthread_mutex_lock (&c->m);
+    while (i >= c->written + NBUF && !c->stop)
+      pthread_cond_wait (&c->cv, &c->m);
+    bool stop = c->stop;
+    pthread_mutex_unlock (&c->m);
+    if (stop) break;
+    const struct item *it = &c->items[i];
+    uint8_t *b = c->bufs[i % NBUF];
+    int r = 0;
+    if (it->zero) memset (b, 0, it->len);
+    else r = disk_pread_unlocked (c->src, b, it->len, it->off);
+    pthread_mutex_lock (&c->m);
+    if (r == -1) {
+      error_save (&c->read_err);
+      c->read_failed = true;
+    }
+    else
+      c->filled = i + 1;
+    pthread_cond_broadcast (&c->cv);
+    pthread_mutex_unlock (&c->m);
+    if (r == -1) break;
+  }
+  return NULL;
+}
+
+static int
+run_pipeline (struct copy *c)
+{
+  pthread_t th;
+  pthread_mutex_init (&c->m, NULL);
+  pthread_cond_init (&c->cv, NULL);
+  if (pthread_create (&th, NULL, reader, c) != 0) {
+    set_error_errno (errno, "%s: start a reader thread", c->dst->path);
+    return -1;
+  }
+  int ret = 0;
+  for (size_t i = 0; i < c->nitems && ret == 0; i++) {
+    pthread_mutex_lock (&c->m);
+    while (c->filled <= i && !c->read_failed)
+      pthread_cond_wait (&c->cv, &c->m);
+    bool bad = c->filled <= i;
+    pthread_mutex_unlock (&c->m);
+    if (bad) { error_restore (&c->read_err); ret = -1; break; }
+    const struct item *it = &c->items[i];
+    ret = put_chunk (c, c->bufs[i % NBUF], it->len, it->off);
+    if (ret == 0 && c->progress && c->progress (c->opaque, it->off + it->len, c->total)) {
+      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
+      ret = -1;
+    }
+    pthread_mutex_lock (&c->m);
+    c->written = i + 1;
+    if (ret == -1) c->stop = true;
+    pthread_cond_broadcast (&c->cv);
+    pthread_mutex_unlock (&c->m);
+  }
+  pthread_join (th, NULL);
+  pthread_cond_destroy (&c->cv);
+  pthread_mutex_destroy (&c->m);
+  return ret;
 }
 
 int
@@ -168,19 +247,19 @@ vhdkit_disk_convert (const char *src, const char *dst,
     d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR | (format_for (dst, cp.format) == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0));
   }
   struct copy c = { .src = s, .dst = d, .total = s->size, .progress = prog,
-                    .opaque = p ? p->progress_opaque : NULL, .bufsize = 4 * MiB,
-                    .existing = cp.existing };
+                    .opaque = p ? p->progress_opaque : NULL, .existing = cp.existing };
   int r = -1;
   if (!d) goto out;
-  if (!(c.buf = malloc (c.bufsize)) || (c.existing && !(c.dbuf = malloc (c.bufsize)))) {
-    set_error_errno (ENOMEM, "%s", dst);
-    goto out;
-  }
-  r = vhdkit_disk_map (s, 0, s->size, convert_extent, &c);
+  for (int i = 0; i < NBUF; i++)
+    if (!(c.bufs[i] = malloc (CHUNK))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
+  if (c.existing && !(c.dbuf = malloc (CHUNK))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
+  r = vhdkit_disk_map (s, 0, s->size, plan_extent, &c);
+  if (r == 0) r = run_pipeline (&c);
   if (r == 0 && prog) prog (c.opaque, s->size, s->size);
  out:
-  free (c.buf);
+  for (int i = 0; i < NBUF; i++) free (c.bufs[i]);
   free (c.dbuf);
+  free (c.items);
   struct saved_error se;
   if (r == -1) error_save (&se);
   if (d) {

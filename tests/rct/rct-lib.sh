@@ -75,11 +75,17 @@ rct_checkpoint () {
 # check_ids (also usable alone).  GOT holds "OFF LEN" lines as printed by
 # `vhdkit changes`; LEDGER-PART the ledger lines after the ID.
 rangecheck () {
+  printf '%s %s %s\n' "$4" "$5" "$4" > "$T/rangecheck.list"
+  rangecheck_list "$1" "$2" "$3" "$T/rangecheck.list" "${6:-}"
+}
+
+# rangecheck_list MODE G SIZE LIST [EXTRA]: LIST has "GOT WANT LABEL"
+# lines, all checked in one python run.
+rangecheck_list () {
   "$PY" - "$@" <<'PY'
 import sys
-mode, G, size, gotf, wantf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-extraf = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
-label = "[%s]" % gotf
+mode, G, size, listf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+extraf = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
 
 def norm(rs):
     out = []
@@ -101,66 +107,80 @@ def first_missing(have, need):          # first byte of NEED outside HAVE
             s = have[j][1]
     return None
 
-got = []
-for ln in open(gotf):
-    f = ln.split()
-    if not f:
-        continue
-    got.append((int(f[0]), int(f[1])))
-prev = -1
-for o, l in got:
-    if l <= 0 or o % 512 or l % 512 or o + l > size:
-        sys.exit("%s range %d+%d is empty, misaligned or past the end (%d)" % (label, o, l, size))
-    if o <= prev:
-        sys.exit("%s range %d+%d is not sorted, overlaps or touches the one before (not coalesced)" % (label, o, l))
-    prev = o + l
-got = norm([(o, o + l) for o, l in got])
+def show(name, rs):
+    return "%s: %s%s" % (name, " ".join("[%d,%d)" % (s, e) for s, e in rs[:12]), " ..." if len(rs) > 12 else "")
 
-lo, hi = [], []
-for ln in open(wantf):
-    f = ln.split()
-    if not f:
-        continue
-    t, o, l = f[0], int(f[1]), int(f[2])
-    if l == 0:
-        continue
-    rs, re_ = o // G * G, min(size, -(-(o + l) // G) * G)
-    o2, e2 = min(o, size), min(o + l, size)
-    if mode == "exact":
-        lo.append((o2, e2) if t == "g" else (rs, re_))
-    else:
-        lo.append((o2, e2))
-    hi.append((rs, re_))
+extra_lo, extra_hi = [], []
 if extraf:
     for ln in open(extraf):
         f = ln.split()
         if f:
             o, l = int(f[0]), int(f[1])
-            lo.append((o, o + l))
-            hi.append((o // G * G, min(size, -(-(o + l) // G) * G)))
-lo, hi = norm(lo), norm(hi)
+            extra_lo.append((o, o + l))
+            extra_hi.append((o // G * G, min(size, -(-(o + l) // G) * G)))
 
-def show(name, rs):
-    return "%s: %s%s" % (name, " ".join("[%d,%d)" % (s, e) for s, e in rs[:12]), " ..." if len(rs) > 12 else "")
+def check(gotf, wantf, label):
+    got = []
+    for ln in open(gotf):
+        f = ln.split()
+        if f:
+            got.append((int(f[0]), int(f[1])))
+    prev = -1
+    for o, l in got:
+        if l <= 0 or o % 512 or l % 512 or o + l > size:
+            return "%s: range %d+%d is empty, misaligned or past the end (%d)" % (label, o, l, size)
+        if o <= prev:
+            return "%s: range %d+%d is not sorted, overlaps or touches the one before (not coalesced)" % (label, o, l)
+        prev = o + l
+    got = norm([(o, o + l) for o, l in got])
+    lo, hi = list(extra_lo), list(extra_hi)
+    for ln in open(wantf):
+        f = ln.split()
+        if not f:
+            continue
+        t, o, l = f[0], int(f[1]), int(f[2])
+        if l == 0:
+            continue
+        rs, re_ = o // G * G, min(size, -(-(o + l) // G) * G)
+        o2, e2 = min(o, size), min(o + l, size)
+        if mode == "exact":
+            lo.append((o2, e2) if t == "g" else (rs, re_))
+        else:
+            lo.append((o2, e2))
+        hi.append((rs, re_))
+    lo, hi = norm(lo), norm(hi)
+    m = first_missing(got, lo)
+    if m is not None:
+        return "%s: FALSE NEGATIVE: changed byte %d is not reported\n  %s\n  %s" % (label, m, show("reported", got), show("must report", lo))
+    if mode == "exact":
+        x = first_missing(hi, got)
+        if x is not None:
+            return "%s: OVER-REPORT after a clean close: byte %d is reported but nothing changed in its %d-byte block\n  %s\n  %s" % (label, x, G, show("reported", got), show("may report", hi))
+    return None
 
-m = first_missing(got, lo)
-if m is not None:
-    sys.exit("%s FALSE NEGATIVE: changed byte %d is not reported\n  %s\n  %s" % (label, m, show("reported", got), show("must report", lo)))
-if mode == "exact":
-    x = first_missing(hi, got)
-    if x is not None:
-        sys.exit("%s OVER-REPORT after a clean close: byte %d is reported but nothing changed in its %d-byte block\n  %s\n  %s" % (label, x, G, show("reported", got), show("may report", hi)))
+bad = 0
+for ln in open(listf):
+    f = ln.split(None, 2)
+    if not f:
+        continue
+    err = check(f[0], f[1], f[2].strip())
+    if err:
+        print(err, file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
 PY
 }
 
-# check_ids IMG MODE [EXTRA]: every recorded ID against the ledger.
+# check_ids IMG MODE [EXTRA]: every recorded ID against the ledger (the
+# IDs of $IDS_FILE instead of $IDS if set).
 check_ids () {
   local img=$1 mode=$2 extra=${3:-} g size id n total k=0 err
   g=$(rct_status_field "$img" Granularity)
   size=$(disk_size "$img")
   total=$(wc -l < "$LEDGER")
   [ "${SKIP_LAST:-0}" = 1 ] && [ "$mode" = superset ] && total=$((total - 1))
-  mkdir -p "$T/chk"
+  rm -rf "$T/chk"; mkdir -p "$T/chk"
+  : > "$T/chk/list"
   while read -r id n; do
     k=$((k + 1))
     err=$T/chk/$k.err
@@ -172,10 +192,11 @@ check_ids () {
     else
       : > "$T/chk/$k.want"
     fi
-    rangecheck "$mode" "$g" "$size" "$T/chk/$k.got" "$T/chk/$k.want" "$extra" ||
-      fail "check_ids ($mode): ID $id (after ledger line $n of $total) is wrong (see above)"
-  done < "$IDS"
+    echo "$T/chk/$k.got $T/chk/$k.want ID $id (after ledger line $n of $total)" >> "$T/chk/list"
+  done < "${IDS_FILE:-$IDS}"
   [ "$k" -gt 0 ] || fail "check_ids: no ID recorded"
+  rangecheck_list "$mode" "$g" "$size" "$T/chk/list" "$extra" ||
+    fail "check_ids ($mode) on $img: wrong answers (see above)"
 }
 
 # expect_invalid IMG ID...: every ID gives 32775 and says a full backup is needed.

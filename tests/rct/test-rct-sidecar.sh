@@ -116,28 +116,26 @@ cycle "IMAGE.mrt deleted" rm -f "$IMG.mrt"
 cycle "both deleted" rm -f "$IMG.rct" "$IMG.mrt"
 # ---- truncated ----
 LEAF=$((5 * M))           # leaf pages start here (FORMAT-rct.md, G = 64 KiB)
-for sz in 0 100 4096 8192 65536 $((65536 + 2048)) "$LEAF" $((LEAF + 2048)) $((LEAF + 4096)) $((RCT_SIZE - 1)); do
+for sz in 0 100 4096 65536 "$LEAF" $((LEAF + 2048)) $((RCT_SIZE - 1)); do
   [ "$sz" -lt "$RCT_SIZE" ] || continue
   cycle "IMAGE.rct truncated to $sz" truncate -s "$sz" "$IMG.rct"
 done
-for sz in 0 1 2048 4095; do
+for sz in 0 2048; do
   cycle "IMAGE.mrt truncated to $sz" truncate -s "$sz" "$IMG.mrt"
 done
 # ---- corrupted: one byte flipped ----
 # Header A and B (magic, CRC, epoch, generation, fingerprint, size history,
 # reason), an L1 page, leaf page 0 (the tags of written blocks: 0, 80
 # (5 MiB), 320 (20 MiB), 640 (40 MiB)), its trailer, leaf page 1.
-for o in 0 8 12 16 24 40 44 48 56 72 128 144 152 160 2048 4000 \
-         4096 $((4096 + 44)) $((4096 + 56)) $((4096 + 152)) \
-         65536 $((65536 + 4)) $((65536 + 4080)) $((65536 + 4092)) \
-         "$LEAF" $((LEAF + 80 * 4)) $((LEAF + 80 * 4 + 3)) $((LEAF + 320 * 4 + 3)) $((LEAF + 640 * 4 + 3)) \
-         $((LEAF + 4080)) $((LEAF + 4088)) $((LEAF + 4095)) $((LEAF + 4096 + 4)) $((RCT_SIZE - 1)); do
+for o in 0 8 24 44 48 56 144 152 2048 $((4096 + 44)) 65536 $((65536 + 4092)) \
+         "$LEAF" $((LEAF + 80 * 4 + 3)) $((LEAF + 320 * 4 + 3)) $((LEAF + 640 * 4 + 3)) \
+         $((LEAF + 4088)) $((LEAF + 4096 + 4)) $((RCT_SIZE - 1)); do
   [ "$o" -lt "$RCT_SIZE" ] || continue
   cycle "IMAGE.rct byte $o flipped" flip "$IMG.rct" "$o"
 done
 cycle "both header copies damaged" flip "$IMG.rct" 44 $((4096 + 44))
 cycle "both header CRCs damaged" flip "$IMG.rct" 8 $((4096 + 8))
-for o in 0 1 100 4079 4080 4084 4092 4095; do
+for o in 0 100 4080 4092; do
   cycle "IMAGE.mrt byte $o flipped" flip "$IMG.mrt" "$o"
 done
 cycle "IMAGE.mrt filled with ones" "$PY" -c 'open(__import__("sys").argv[1], "wb").write(b"\xff" * 4096)' "$IMG.mrt"
