@@ -65,12 +65,38 @@ make_template (void)
   vhdkit_disk_close (d);
 }
 
+/* Write the template file sparsely: only its non-zero 4 KiB pages (the
+ * tracking file is mostly holes). */
 static void
 put (const char *p, const uint8_t *b, size_t n)
 {
+  static const uint8_t zero[4096];
   int fd = open (p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd == -1 || (n && write (fd, b, n) != (ssize_t) n)) abort ();
+  if (fd == -1 || ftruncate (fd, (off_t) n) == -1) abort ();
+  for (size_t o = 0; o < n; o += 4096) {
+    size_t len = n - o < 4096 ? n - o : 4096;
+    if (memcmp (b + o, zero, len) != 0 && pwrite (fd, b + o, len, (off_t) o) != (ssize_t) len)
+      abort ();
+  }
   close (fd);
+}
+
+/* Offsets in the tracking file worth hitting: the header copies, the
+ * first summary page, the leaf pages the template wrote, just past the
+ * end.  Patch offsets pick one of them and a spot inside. */
+static uint64_t targets[6];
+
+static void
+find_targets (void)
+{
+  static const uint8_t zero[4096];
+  targets[0] = 0;
+  targets[1] = 4096;
+  targets[2] = 64 * 1024;
+  targets[3] = targets[4] = trct_size;
+  for (size_t o = 1 << 20; o < trct_size; o += 4096)
+    if (memcmp (trct + o, zero, 4096) != 0) { targets[3] = o; targets[4] = o + 4096; break; }
+  targets[5] = trct_size;
 }
 
 static void
@@ -78,7 +104,12 @@ patch (const char *p, size_t size, uint32_t off, const uint8_t *b, size_t n)
 {
   int fd = open (p, O_WRONLY);
   if (fd == -1) abort ();
-  off %= (uint32_t) size + 8192;
+  if (p == rct) {
+    if (!targets[1]) find_targets ();
+    off = (uint32_t) (targets[(off >> 16) % 6] + (off & 0x1fff));
+  }
+  else
+    off %= (uint32_t) size + 8192;
   if (pwrite (fd, b, n, off) != (ssize_t) n) abort ();
   close (fd);
 }
@@ -141,7 +172,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     i += 6;
     if (len > size - i) len = size - i;
     if (which) patch (mrt, tmrt_size, off, data + i, len);
-    else patch (rct, trct_size, off, data + i, len);
+    else patch (rct, trct_size, off, data + i, len);   /* p == rct picks targets */
     i += len;
   }
   struct vhdkit_disk *d = vhdkit_disk_open (img, VHDKIT_OPEN_RDONLY);

@@ -133,6 +133,21 @@ for o in 0 8 24 44 48 56 144 152 2048 $((4096 + 44)) 65536 $((65536 + 4092)) \
   [ "$o" -lt "$RCT_SIZE" ] || continue
   cycle "IMAGE.rct byte $o flipped" flip "$IMG.rct" "$o"
 done
+# Bytes zeroed rather than flipped: tags become "never changed" (lower),
+# pages become "never written" (all zero).
+zero_bytes () {   # zero_bytes FILE OFFSET COUNT
+  "$PY" -c '
+import sys
+f, o, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(f, "r+b") as h:
+    h.seek(o); h.write(bytes(n))' "$@"
+}
+cycle "the tag of block 320 (20 MiB) zeroed" zero_bytes "$IMG.rct" $((LEAF + 320 * 4)) 4
+cycle "the tags of blocks 0..1019 zeroed" zero_bytes "$IMG.rct" "$LEAF" 4080
+cycle "leaf page 0 zeroed (looks never written)" zero_bytes "$IMG.rct" "$LEAF" 4096
+cycle "leaf page 0 and the L1 page zeroed" eval 'zero_bytes "$IMG.rct" "$LEAF" 4096; zero_bytes "$IMG.rct" 65536 4096'
+cycle "leaf pages, L1 page and header high-water marks zeroed" eval \
+  'zero_bytes "$IMG.rct" "$LEAF" 8192; zero_bytes "$IMG.rct" 65536 4096; zero_bytes "$IMG.rct" 128 16; zero_bytes "$IMG.rct" $((4096 + 128)) 16'
 cycle "both header copies damaged" flip "$IMG.rct" 44 $((4096 + 44))
 cycle "both header CRCs damaged" flip "$IMG.rct" 8 $((4096 + 8))
 for o in 0 100 4080 4092; do
