@@ -30,6 +30,7 @@
 # (writes per flushing run, default 100000), BENCH_CHANGES (scattered
 # changes for 2, default 100000).  Takes about 10 minutes.
 set -euo pipefail
+shopt -s inherit_errexit          # a failure inside $(...) stops the run too
 top=$(cd "$(dirname "$0")/.." && pwd)
 V=$top/build/vhdkit
 dir=${BENCH_DIR:-/var/tmp/vhdkit-bench-rct}
@@ -114,13 +115,19 @@ say "== 2. query: $nchg scattered changed 4 KiB blocks, 64 KiB granularity"
 "$G" offsets $((1 << 40)) "$nchg" 42 > "$dir/off1.txt"
 # mkimg IMG SIZE OFFSETS: tracked dynamic VHDX, a reference point, then
 # the changes (flushing every 10000 writes as a guest would); prints the ID
+# (one retry: this shared machine has answered fdatasync with a transient
+# ENOSPC while writing the 64 TiB image, with 70 GB free)
 mkimg () {
-  "$V" create "$1" --size "$2" >/dev/null
-  "$V" rct enable "$1" --granularity 64K >/dev/null
-  local id
-  id=$("$V" rct checkpoint "$1")
-  "$G" write "$1" "$3" 10000 >/dev/null
-  echo "$id"
+  local id try
+  for try in 1 2; do
+    rm -f "$1" "$1.rct" "$1.mrt"
+    "$V" create "$1" --size "$2" >/dev/null
+    "$V" rct enable "$1" --granularity 64K >/dev/null
+    id=$("$V" rct checkpoint "$1")
+    if "$G" write "$1" "$3" 10000 >/dev/null; then echo "$id"; return 0; fi
+    echo "bench: writing $1 failed (try $try)" >&2
+  done
+  return 1
 }
 id64=$(mkimg "$dir/q64.vhdx" 64T "$dir/off64.txt")
 id1=$(mkimg "$dir/q1.vhdx" 1T "$dir/off1.txt")

@@ -30,9 +30,12 @@ rct_encode_header (const struct rct_header *h, uint8_t *b)
   put_le64 (b + 128, h->max_leaf);
   put_le64 (b + 136, h->max_l1);
   put_le32 (b + 144, h->nsizes);
+  put_le64 (b + 1800, h->leaves_written);
+  put_le64 (b + 1808, h->leaves_span);
   for (uint32_t i = 0; i < h->nsizes && i < RCT_SIZE_HISTORY; i++) {
-    put_le32 (b + 152 + 16 * i, h->sizes[i].gen);
-    put_le64 (b + 160 + 16 * i, h->sizes[i].size);
+    put_le32 (b + 152 + 24 * i, h->sizes[i].gen);
+    put_le64 (b + 160 + 24 * i, h->sizes[i].min);
+    put_le64 (b + 168 + 24 * i, h->sizes[i].last);
   }
   memcpy (b + 2048, h->reason, strnlen (h->reason, sizeof h->reason - 1));
   put_le32 (b + 8, crc32c_skip (b, RCT_HDR_SIZE, 8));
@@ -63,9 +66,12 @@ rct_decode_header (const uint8_t *b, struct rct_header *h)
   h->max_l1 = get_le64 (b + 136);
   h->nsizes = get_le32 (b + 144);
   if (h->nsizes == 0 || h->nsizes > RCT_SIZE_HISTORY) return -1;
+  h->leaves_written = get_le64 (b + 1800);
+  h->leaves_span = get_le64 (b + 1808);
   for (uint32_t i = 0; i < h->nsizes; i++) {
-    h->sizes[i].gen = get_le32 (b + 152 + 16 * i);
-    h->sizes[i].size = get_le64 (b + 160 + 16 * i);
+    h->sizes[i].gen = get_le32 (b + 152 + 24 * i);
+    h->sizes[i].min = get_le64 (b + 160 + 24 * i);
+    h->sizes[i].last = get_le64 (b + 168 + 24 * i);
   }
   memcpy (h->reason, b + 2048, sizeof h->reason - 1);
   h->reason[sizeof h->reason - 1] = '\0';

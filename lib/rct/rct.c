@@ -104,9 +104,9 @@ static void
 free_arrays (struct rct *r)
 {
   free (r->l1); free (r->l2); free (r->l1_dirty);
-  free (r->mrt); free (r->mrt_dirty); free (r->recovered);
+  free (r->mrt); free (r->mrt_dirty); free (r->recovered); free (r->touched);
   r->l1 = r->l2 = NULL;
-  r->l1_dirty = r->mrt = r->mrt_dirty = r->recovered = NULL;
+  r->l1_dirty = r->mrt = r->mrt_dirty = r->recovered = r->touched = NULL;
   if (r->cache) {
     for (size_t i = 0; i < r->cache_cap; i++) free (r->cache[i].tags);
     free (r->cache);
@@ -147,6 +147,10 @@ size_arrays (struct rct *r, uint64_t size)
   if (!rc) goto nomem;
   memset (rc + div_round_up (r->npages, 8), 0, div_round_up (np ? np : 1, 8) - div_round_up (r->npages, 8));
   r->recovered = rc;
+  uint8_t *tc = realloc (r->touched, div_round_up (np ? np : 1, 8));
+  if (!tc) goto nomem;
+  memset (tc + div_round_up (r->npages, 8), 0, div_round_up (np ? np : 1, 8) - div_round_up (r->npages, 8));
+  r->touched = tc;
   r->npages = np;
   r->nl1 = nl1;
   r->nmrt = nm;
@@ -173,6 +177,7 @@ static inline void mrt_set (struct rct *r, uint64_t p)
 static void
 l1_raise (struct rct *r, uint64_t p, uint32_t gen)
 {
+  if (r->l1[p] == 0 && gen > 0) r->leaves_with_tags++;
   if (r->l1[p] < gen) {
     r->l1[p] = gen;
     r->l1_dirty[p / RCT_PER_PAGE] = 1;
@@ -369,7 +374,7 @@ write_mrt_pages (struct rct *r)
 }
 
 static int
-flush_locked (struct rct *r)
+flush_locked (struct rct *r, bool all)
 {
   uint8_t b[RCT_PAGE];
   bool wrote = false, grew = false;
@@ -397,13 +402,25 @@ flush_locked (struct rct *r)
     if (j + 1 > r->h.max_l1) { r->h.max_l1 = j + 1; grew = true; }
   }
   if (wrote && io_sync (r->io) == -1) goto err;
-  if (grew && write_header (r) == -1) return -1;
-  /* Tags are durable: the write-ahead bits may go (RCT-3). */
-  for (uint64_t j = 0; j < r->nmrt; j++) {
-    uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
-    for (size_t k = 0; k < MRT_BITS_PER_PAGE / 8; k++)
-      if (bits[k]) { memset (bits, 0, MRT_BITS_PER_PAGE / 8); r->mrt_dirty[j] = 1; break; }
+  if (r->h.leaves_written != r->leaves_with_tags || r->h.leaves_span != r->npages) {
+    r->h.leaves_written = r->leaves_with_tags;
+    r->h.leaves_span = r->npages;
+    grew = true;
   }
+  if (grew && write_header (r) == -1) return -1;
+  /* Tags are durable: the write-ahead bits may go (RCT-3).  A page
+   * written since the last flush keeps its bit, because it is likely to
+   * be written again and setting the bit costs a synchronous write; its
+   * bit goes at the first flush after an interval without writes, and
+   * every bit goes at a clean close (ALL). */
+  for (uint64_t p = 0; p < r->npages; p++) {
+    if (!mrt_get (r, p)) continue;
+    if (bit (r->touched, p) && !all) continue;
+    r->mrt[(p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8) + (p % MRT_BITS_PER_PAGE) / 8] &=
+      (uint8_t) ~(1u << (p % 8));
+    r->mrt_dirty[p / MRT_BITS_PER_PAGE] = 1;
+  }
+  memset (r->touched, 0, div_round_up (r->npages ? r->npages : 1, 8));
   if (write_mrt_pages (r) == -1) return -1;
   if (r->cache_count > 4096) cache_grow (r, true);
   return 0;
@@ -417,7 +434,7 @@ rct_flush (struct vhdkit_disk *d)
 {
   struct rct *r = d->rct;
   if (!r || !r->writable || r->state != RCT_OK) return 0;
-  return flush_locked (r);
+  return flush_locked (r, false);
 }
 
 /* ---- new epochs ---- */
@@ -444,7 +461,7 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
   h.cur = 1;
   h.nsizes = 1;
   h.sizes[0].gen = 1;
-  h.sizes[0].size = d->size;
+  h.sizes[0].min = h.sizes[0].last = d->size;
   snprintf (h.reason, sizeof h.reason, "%s", why);
   r->h = h;
   fingerprint (d, &r->h);
@@ -457,6 +474,7 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
   free_arrays (r);
   r->npages = r->nl1 = r->nmrt = 0;
   r->leaf_off = round_up (RCT_L1_OFF + rct_l1_pages (r->h.granularity) * RCT_PAGE, MiB);
+  r->leaves_with_tags = 0;
   if (size_arrays (r, d->size) == -1) return -1;
   reset_reason (r, why);
   return 0;
@@ -485,15 +503,16 @@ degrade (struct rct *r, enum rct_state st, const char *why)
   return 0;
 }
 
+/* A raw image is unchanged if its size and modification time are: a
+ * move (INV-6) changes ctime and, across filesystems, the inode, so those
+ * are recorded but not compared. */
 static bool
 raw_matches (const struct rct_header *h, const char *path)
 {
   struct stat st;
   if (stat (path, &st) == -1) return false;
-  return h->st_dev == (uint64_t) st.st_dev && h->st_ino == (uint64_t) st.st_ino &&
-    h->st_size == (uint64_t) st.st_size &&
-    h->st_mtime_ns == (uint64_t) st.st_mtim.tv_sec * 1000000000u + (uint64_t) st.st_mtim.tv_nsec &&
-    h->st_ctime_ns == (uint64_t) st.st_ctim.tv_sec * 1000000000u + (uint64_t) st.st_ctim.tv_nsec;
+  return h->st_size == (uint64_t) st.st_size &&
+    h->st_mtime_ns == (uint64_t) st.st_mtim.tv_sec * 1000000000u + (uint64_t) st.st_mtim.tv_nsec;
 }
 
 static int
@@ -547,6 +566,18 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
   }
   if (size_arrays (r, d->size) == -1 || load_l1 (r) == -1 || load_mrt (r) == -1)
     return -1;
+  r->leaves_with_tags = 0;
+  for (uint64_t p = 0; p < r->npages; p++)
+    if (r->l1[p]) r->leaves_with_tags++;
+  /* RCT-6: fewer pages with tags than were durably written means pages
+   * (and their summary) were lost: zeroed pages would read as never
+   * written. */
+  if (r->h.leaves_span == r->npages && r->leaves_with_tags < r->h.leaves_written) {
+    snprintf (why, sizeof why, "the tracking file %s has lost pages of tags (%" PRIu64 " of %" PRIu64 " remain)",
+              r->path, r->leaves_with_tags, r->h.leaves_written);
+    if (!r->writable) return degrade (r, RCT_INVALID, why);
+    return new_epoch (r, d, why);
+  }
 
   /* INV-4: was the image changed by software that does not track? */
   bool foreign = false;
@@ -568,7 +599,7 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
   }
   else if (!raw_matches (&r->h, d->path) && !r->h.session_dirty) {
     foreign = true;
-    snprintf (why, sizeof why, "%s was changed by software that does not track changes (its size, times or inode differ from what tracking recorded)",
+    snprintf (why, sizeof why, "%s was changed by software that does not track changes (its size or modification time differs from what tracking recorded)",
               d->path);
   }
   if (foreign) {
@@ -595,7 +626,7 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
       }
     }
     snprintf (r->why, sizeof r->why, "recovered after an unclean close");
-    if (r->writable && flush_locked (r) == -1) return -1;
+    if (r->writable && flush_locked (r, true) == -1) return -1;
   }
   return 0;
 }
@@ -648,7 +679,7 @@ rct_detach (struct vhdkit_disk *d)
   if (!r) return 0;
   int ret = 0;
   if (r->writable && r->state == RCT_OK) {
-    if (flush_locked (r) == -1) ret = -1;
+    if (flush_locked (r, true) == -1) ret = -1;
     else if (r->session_marked || r->h.session_dirty) {
       /* Clean close: record the image as it is now. */
       r->h.session_dirty = 0;
@@ -682,16 +713,24 @@ rct_note (struct vhdkit_disk *d, uint64_t off, uint64_t len, bool zero)
   uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
   if (p1 >= r->npages && size_arrays (r, off + len) == -1) return -1;
   bool need = false;
-  for (uint64_t p = p0; p <= p1; p++)
+  for (uint64_t p = p0; p <= p1; p++) {
+    setbit (r->touched, p);
     if (!mrt_get (r, p)) { mrt_set (r, p); need = true; }
+  }
   if (need && write_mrt_pages (r) == -1) return -1;
-  uint32_t tag = r->h.cur | (zero ? RCT_ZERO_KIND : 0);
+  /* A zero marks as "zero" only the blocks it covers whole: a block it
+   * covers in part still holds data (RCT kinds are advice to skip reads,
+   * so they must never claim zeros that are not there). */
+  uint64_t z0 = zero ? div_round_up (off, g) : UINT64_MAX, z1 = zero ? (off + len) / g : 0;
   for (uint64_t p = p0; p <= p1; p++) {
     uint32_t *t = leaf_for_write (r, p);
     if (!t) return -1;
     uint64_t lo = p == p0 ? b0 % RCT_PER_PAGE : 0;
     uint64_t hi = p == p1 ? (b1 - 1) % RCT_PER_PAGE : RCT_PER_PAGE - 1;
-    for (uint64_t k = lo; k <= hi; k++) t[k] = tag;
+    for (uint64_t k = lo; k <= hi; k++) {
+      uint64_t b = p * RCT_PER_PAGE + k;
+      t[k] = r->h.cur | (b >= z0 && b < z1 ? RCT_ZERO_KIND : 0);
+    }
     l1_raise (r, p, r->h.cur);
   }
   return 0;
@@ -713,10 +752,12 @@ rct_before_data_write_guid (struct vhdkit_disk *d, const uint8_t guid[16])
 uint64_t
 rct_min_size_since (const struct rct *r, uint32_t gen)
 {
-  uint64_t m = UINT64_MAX, at = r->h.sizes[0].size;
+  /* The size when GEN was sealed, then the smallest size of every later
+   * generation. */
+  uint64_t m = UINT64_MAX, at = r->h.sizes[0].last;
   for (uint32_t i = 0; i < r->h.nsizes; i++) {
-    if (r->h.sizes[i].gen <= gen) at = r->h.sizes[i].size;
-    else if (r->h.sizes[i].size < m) m = r->h.sizes[i].size;
+    if (r->h.sizes[i].gen <= gen) at = r->h.sizes[i].last;
+    else if (r->h.sizes[i].min < m) m = r->h.sizes[i].min;
   }
   return at < m ? at : m;
 }
@@ -729,16 +770,18 @@ rct_resize_prepare (struct vhdkit_disk *d, uint64_t new_size)
   if (!r->session_marked) r->session_marked = true;
   r->h.session_dirty = 1;
   struct rct_header *h = &r->h;
-  /* Queries only ask about sealed generations, for which the smallest
-   * size a generation passed through is what matters. */
-  if (h->sizes[h->nsizes - 1].gen == h->cur) {
-    if (new_size < h->sizes[h->nsizes - 1].size) h->sizes[h->nsizes - 1].size = new_size;
+  /* Per generation: the smallest size it passed through and its last. */
+  struct rct_size *last = &h->sizes[h->nsizes - 1];
+  if (last->gen == h->cur) {
+    if (new_size < last->min) last->min = new_size;
+    last->last = new_size;
   }
   else
-    h->sizes[h->nsizes++] = (struct rct_size) { h->cur, new_size };
+    h->sizes[h->nsizes++] = (struct rct_size) { h->cur,
+      new_size < d->size ? new_size : d->size, new_size };
   if (h->nsizes >= RCT_SIZE_HISTORY) {
     /* Out of room: start over (documented in FORMAT-rct.md). */
-    if (flush_locked (r) == -1) return -1;
+    if (flush_locked (r, true) == -1) return -1;
     return new_epoch (r, d, "the disk was resized more often than tracking can record");
   }
   return write_header (r);

@@ -25,7 +25,9 @@ enum rct_state {
   RCT_BUSY,        /* a writer holds the tracking files */
 };
 
-struct rct_size { uint32_t gen; uint64_t size; };
+/* A generation in which the size changed: the smallest size it passed
+ * through, and the size it ended with (its size when sealed). */
+struct rct_size { uint32_t gen; uint64_t min, last; };
 
 /* The header (two copies, RCT-1). */
 struct rct_header {
@@ -39,6 +41,8 @@ struct rct_header {
   uint64_t st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns;  /* raw */
   uint64_t max_leaf;             /* leaf pages ever written (high water) */
   uint64_t max_l1;               /* L1 pages ever written */
+  uint64_t leaves_written;       /* leaf pages with tags, among ... */
+  uint64_t leaves_span;          /* ... the first this many (RCT-6) */
   uint32_t nsizes;
   struct rct_size sizes[RCT_SIZE_HISTORY];
   char reason[256];              /* why the current epoch began ("" = enabled) */
@@ -69,6 +73,8 @@ struct rct {
   uint8_t *mrt_dirty;            /* per MRT page: needs writing */
   uint64_t nmrt;
   uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
+  uint8_t *touched;              /* pages written since the last flush */
+  uint64_t leaves_with_tags;     /* pages p < npages with l1[p] > 0 */
   bool any_recovered;
   struct rct_leaf *cache;        /* open addressing by page */
   size_t cache_cap, cache_count;

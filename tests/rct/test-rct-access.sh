@@ -3,6 +3,8 @@
 # image or its tracking file cannot be opened (EACCES).  File modes do not
 # stop root: as root the test runs itself again as user nobody (setpriv),
 # and if that is impossible it SKIPS (exit 77) rather than pass.
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 
 if [ "$(id -u)" = 0 ]; then

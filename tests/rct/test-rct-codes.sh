@@ -6,6 +6,8 @@
 # plain image; 32779 a missing file; 32774 a second writer (the image or
 # its tracking file locked with flock(2) by another process).  32769 is in
 # test-rct-access.sh (it cannot be provoked as root).
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rct-lib.sh"
 need flock
@@ -124,6 +126,14 @@ expect_fail 32774 "$VHDKIT" write "$IMG" --offset 0 < "$T/sector"
 expect_fail 32774 "$VHDKIT" rct checkpoint "$IMG"
 expect_fail 32774 "$VHDKIT" rct disable "$IMG"
 expect_fail 32774 "$VHDKIT" resize "$IMG" --size 128M
+# A reader while a writer holds the image: 32774, or the right answer.
+if "$VHDKIT" changes "$IMG" --limit-id "$ID1" --all > "$T/busy.out" 2>"$T/busy.err"; then
+  [ "$(cat "$T/busy.out")" = "$(printf '%s\n' "1048576 65536" "5242880 65536")" ] ||
+    fail "changes while another process holds the image answered wrongly: $(cat "$T/busy.out")"
+  info "changes while the image is held: answered"
+else
+  grep -q '(32774)' "$T/busy.err" || fail "changes while the image is held: $(cat "$T/busy.err")"
+fi
 release_lock
 [ -e "$IMG.rct" ] || fail "a refused rct disable removed the tracking file"
 hold_lock "$IMG.rct"

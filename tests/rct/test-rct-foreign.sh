@@ -5,6 +5,8 @@
 # new epoch (status shows another Epoch), and new reference points work
 # exactly.  A foreign reader (qemu-io read, qemu-img info/check) must not
 # invalidate anything, nor must vhdkit's own sessions, however many.
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rct-lib.sh"
 need qemu-io qemu-img

@@ -5,6 +5,8 @@
 # the parent's DataWriteGuid — keeps every ID valid (no new epoch).  Then a
 # merge crashed at every sync point (VHDKIT_SIM) and run again to
 # completion: the parent's IDs still answer and cover the merged ranges.
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rct-lib.sh"
 need qemu-img

@@ -4,6 +4,8 @@
 # IMAGE.mrt keeps every ID valid and exact, for VHDX and for raw images.
 # A copy (cp -a) of a VHDX with its files is the same disk and keeps
 # working too.
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rct-lib.sh"
 

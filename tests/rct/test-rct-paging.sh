@@ -6,6 +6,8 @@
 # processed < length only when the cap was reached, and then processed
 # ends at the end of the last range or later with no change in between;
 # ranges sorted, non-overlapping, coalesced, clipped, sector aligned.
+# Work on tmpfs unless told otherwise: these tests are bound by fsync.
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/rct-lib.sh"
 
