@@ -118,8 +118,10 @@ int
 rct_check_page (const uint8_t *p, uint32_t magic, uint64_t index, const struct guid *epoch)
 {
   static const uint8_t zero[RCT_PAGE];
-  if (memcmp (p, zero, RCT_PAGE) == 0) return 1;
-  if (get_le32 (p + 4080) != magic || get_le32 (p + 4084) != (uint32_t) index ||
+  /* A sealed page has its magic; only a page without it can be empty. */
+  if (get_le32 (p + 4080) != magic)
+    return memcmp (p, zero, RCT_PAGE) == 0 ? 1 : -1;
+  if (get_le32 (p + 4084) != (uint32_t) index ||
       get_le32 (p + 4088) != epoch_tag (epoch) ||
       get_le32 (p + 4092) != crc32c (0, p, 4092))
     return -1;

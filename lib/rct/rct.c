@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "rct.h"
@@ -185,6 +186,34 @@ l1_raise (struct rct *r, uint64_t p, uint32_t gen)
   }
 }
 
+/* ---- the read-only mapping ----
+ * Queries read leaf pages through a shared read-only mapping of
+ * IMAGE.rct: one page fault instead of one system call per changed page.
+ * Pages written later are read with pread past the mapped length; the
+ * mapping is dropped before any truncation (a new epoch). */
+
+static void
+unmap (struct rct *r)
+{
+  if (r->map) munmap ((void *) r->map, r->map_len);
+  r->map = NULL;
+  r->map_len = 0;
+}
+
+static void
+map_file (struct rct *r)
+{
+  uint64_t size;
+  unmap (r);
+  if (io_get_size (r->io, &size) == -1 || size <= r->leaf_off || size > SIZE_MAX)
+    return;
+  void *m = mmap (NULL, (size_t) size, PROT_READ, MAP_SHARED, r->io->fd, 0);
+  if (m == MAP_FAILED) return;       /* pread still works */
+  madvise (m, (size_t) size, MADV_RANDOM);
+  r->map = m;
+  r->map_len = (size_t) size;
+}
+
 /* ---- leaf pages ---- */
 
 static size_t
@@ -231,16 +260,28 @@ rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
       return 0;
     }
   }
-  uint8_t b[RCT_PAGE];
-  ssize_t n = io_pread (r->io, b, sizeof b, r->leaf_off + p * RCT_PAGE);
-  if (n < 0) {
-    set_error_errno (errno, "%s: read tracking page %" PRIu64, r->path, p);
-    return -1;
+  uint8_t buf[RCT_PAGE];
+  const uint8_t *b = buf;
+  uint64_t at = r->leaf_off + p * RCT_PAGE;
+  /* The mapping only when no write of this process can be pending in
+   * the io layer (the crash simulator keeps unsynced writes aside). */
+  if (r->map && at + RCT_PAGE <= r->map_len && !io_sim_enabled ())
+    b = r->map + at;
+  else {
+    ssize_t n = io_pread (r->io, buf, sizeof buf, at);
+    if (n < 0) {
+      set_error_errno (errno, "%s: read tracking page %" PRIu64, r->path, p);
+      return -1;
+    }
+    memset (buf + n, 0, sizeof buf - (size_t) n);
   }
-  memset (b + n, 0, sizeof b - (size_t) n);
   int c = rct_check_page (b, RCT_LEAF_MAGIC, p, &r->h.epoch);
   if (c == 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy (tags, b, RCT_PER_PAGE * 4);
+#else
     for (int k = 0; k < RCT_PER_PAGE; k++) tags[k] = get_le32 (b + 4 * k);
+#endif
     return 0;
   }
   if (c == 1 && r->l1[p] == 0) {
@@ -465,6 +506,7 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
   snprintf (h.reason, sizeof h.reason, "%s", why);
   r->h = h;
   fingerprint (d, &r->h);
+  unmap (r);
   if (io_truncate (r->io, 2 * RCT_HDR_SIZE) == -1 || io_truncate (r->mio, 0) == -1 ||
       io_sync (r->mio) == -1) {
     set_error_errno (errno, "%s: reset tracking state", r->path);
@@ -486,6 +528,7 @@ static void
 release (struct rct *r)
 {
   if (!r) return;
+  unmap (r);
   if (r->io) io_close (r->io);
   if (r->mio) io_close (r->mio);
   free_arrays (r);
@@ -628,6 +671,7 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
     snprintf (r->why, sizeof r->why, "recovered after an unclean close");
     if (r->writable && flush_locked (r, true) == -1) return -1;
   }
+  map_file (r);
   return 0;
 }
 

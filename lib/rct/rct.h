@@ -75,6 +75,8 @@ struct rct {
   uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
   uint8_t *touched;              /* pages written since the last flush */
   uint64_t leaves_with_tags;     /* pages p < npages with l1[p] > 0 */
+  const uint8_t *map;            /* IMAGE.rct mapped read-only, for queries */
+  size_t map_len;
   bool any_recovered;
   struct rct_leaf *cache;        /* open addressing by page */
   size_t cache_cap, cache_count;
