@@ -41,13 +41,18 @@ nchg=${BENCH_CHANGES:-100000}
 for c in qemu-img qemu-io qemu-nbd nbdinfo hyperfine python3 cc; do
   command -v $c >/dev/null || { echo "bench: $c missing (apt-get install qemu-utils libnbd-bin hyperfine)"; exit 1; }
 done
-[ -x "$V" ] && [ -f "$top/build/libvhdkit.a" ] || { echo "bench: build first (make)"; exit 1; }
+make -C "$top" -s -q build/vhdkit build/libvhdkit.a 2>/dev/null || { echo "bench: build/ is missing or older than the sources: run make first"; exit 1; }
 mkdir -p "$dir" "$top/bench/results"
+# One version for the whole run, even if the tree is rebuilt meanwhile.
+cp "$top/build/vhdkit" "$dir/vhdkit"
+cp "$top/build/libvhdkit.a" "$dir/libvhdkit.a"
+V=$dir/vhdkit
+rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 out=$top/bench/results/rct-$(date +%Y%m%d-%H%M%S).txt
 sum=$dir/summary.txt
 : > "$sum"
 for p in rct-randio rctgen; do
-  cc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$top/include" "$top/bench/$p.c" "$top/build/libvhdkit.a" -pthread -o "$dir/$p"
+  cc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$top/include" "$top/bench/$p.c" "$dir/libvhdkit.a" -pthread -o "$dir/$p"
 done
 R=$dir/rct-randio G=$dir/rctgen
 
@@ -56,13 +61,13 @@ imgs="write q64 q1 q64c prec meta"
 cleanup () {
   if [ -n "$nbd_pid" ]; then kill "$nbd_pid" 2>/dev/null || true; wait "$nbd_pid" 2>/dev/null || true; fi
   for i in $imgs; do rm -f "$dir/$i.vhdx" "$dir/$i.vhdx.rct" "$dir/$i.vhdx.mrt"; done
-  rm -f "$dir/q64.qcow2" "$dir/nbd.sock" "$dir"/meta-*.txt
+  rm -f "$dir/q64.qcow2" "$dir/nbd.sock" "$dir"/meta-*.txt "$dir/libvhdkit.a"
 }
 trap cleanup EXIT
 
 say () { echo "$*" | tee -a "$out"; }       # details
 res () { echo "$*" | tee -a "$sum" >/dev/null; }   # summary lines
-hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
+hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version) ($rev); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
 say "$hdr"
 # "on"/"off", then "changed" if written since the newest reference point
 tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.load(sys.stdin); print('on' if j['Enabled'] else 'off', *(['changed'] if j['NewerChanges'] else []))"; }

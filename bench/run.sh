@@ -4,9 +4,12 @@
 # little).  Results: bench/results/<date>.txt and stdout.
 #
 #  1. convert raw -> VHDX and VHDX -> raw, vhdkit vs qemu-img, on a 4 GiB
-#     input that is half data, half zeros (hyperfine, alternating runs)
+#     input that is half data, half zeros (hyperfine, alternating runs).
+#     qemu-img runs with -t writeback so that, like vhdkit, it flushes the
+#     output before exiting (its default for convert, unsafe, never does)
 #  2. random 4 KiB reads/writes through libvhdkit on a fixed VHDX, a
-#     filled dynamic VHDX and a raw image, vs pread/pwrite on a raw file
+#     filled dynamic VHDX and a raw image, vs pread/pwrite on a raw file,
+#     all on a tmpfs (see below)
 #
 # Environment: BENCH_DIR (scratch, default /var/tmp/vhdkit-bench; needs
 # ~20 GiB), BENCH_SIZE_MB (default 4096), BENCH_RUNS (default 5),
@@ -42,14 +45,14 @@ mean () { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']
 hyperfine -N -w 1 -r "$runs" --export-json "$dir/c1.json" --style basic \
   --prepare "rm -f $dir/o1.vhdx $dir/o2.vhdx" \
   "$V convert --no-progress $in $dir/o1.vhdx" \
-  "qemu-img convert -O vhdx -o subformat=dynamic $in $dir/o2.vhdx" >/dev/null
+  "qemu-img convert -t writeback -O vhdx -o subformat=dynamic $in $dir/o2.vhdx" >/dev/null
 read -r a b < <(mean "$dir/c1.json")
 say "convert raw->vhdx   vhdkit ${a}s  qemu-img ${b}s  speed ratio (qemu/vhdkit) $(python3 -c "print('%.2f' % ($b/$a))")"
 "$V" convert --no-progress "$in" "$dir/src.vhdx" 2>/dev/null || true
 hyperfine -N -w 1 -r "$runs" --export-json "$dir/c2.json" --style basic \
   --prepare "rm -f $dir/o1.raw $dir/o2.raw" \
   "$V convert --no-progress $dir/src.vhdx $dir/o1.raw" \
-  "qemu-img convert -f vhdx -O raw $dir/src.vhdx $dir/o2.raw" >/dev/null
+  "qemu-img convert -t writeback -f vhdx -O raw $dir/src.vhdx $dir/o2.raw" >/dev/null
 read -r a b < <(mean "$dir/c2.json")
 say "convert vhdx->raw   vhdkit ${a}s  qemu-img ${b}s  speed ratio (qemu/vhdkit) $(python3 -c "print('%.2f' % ($b/$a))")"
 # hyperfine's --prepare removed the outputs of the other command: make
@@ -62,25 +65,30 @@ say "file sizes: input $(du -k "$in" | cut -f1) KiB allocated; vhdkit VHDX $(du 
 rm -f "$dir"/o1.* "$dir"/o2.*
 
 # --- 2. random 4 KiB I/O -------------------------------------------------
-rawf=$dir/rand.raw fixed=$dir/rand-fixed.vhdx dyn=$dir/rand-dyn.vhdx
-rm -f "$rawf" "$fixed" "$dyn"
-fallocate -l "${size_mb}M" "$rawf"
-"$V" create "$fixed" --size "${size_mb}M" --type fixed >/dev/null
-"$V" convert --no-progress "$in" "$dyn"
-# Fill every block of the dynamic image so no write allocates.
-python3 - "$V" "$dyn" "$size_mb" <<'PY'
-import subprocess, sys
-v, img, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for off in range(0, mb, 32):
-    subprocess.run([v, "write", img, "--offset", "%dM" % off], input=b"\x01" * 4096, check=True)
-PY
-for i in 1 2 3; do
-  for t in "posix $rawf" "vhdkit $rawf" "vhdkit $fixed" "vhdkit $dyn"; do
+# On a tmpfs (RANDIO_DIR, default /dev/shm) with 1 GiB images: on the
+# disk, page-cache writeback of everything else this machine does swamps
+# the per-call cost being measured (seen: write IOPS varying 3x between
+# identical runs).  Every byte of the three images is written first, so
+# no call allocates.
+rdir=${RANDIO_DIR:-/dev/shm}/vhdkit-randio.$$
+mkdir -p "$rdir"
+rawf=$rdir/rand.raw fixed=$rdir/rand-fixed.vhdx dyn=$rdir/rand-dyn.vhdx
+dd if=/dev/zero of="$rawf" bs=1M count=1024 status=none
+"$V" create "$fixed" --size 1G --type fixed >/dev/null
+"$V" write "$fixed" --offset 0 < "$rawf"
+"$V" create "$dyn" --size 1G >/dev/null
+"$V" write "$dyn" --offset 0 < "$rawf"
+targets=("posix $rawf" "vhdkit $rawf" "vhdkit $fixed" "vhdkit $dyn")
+for i in 1 2 3 4 5; do
+  # Rotate the order each round so no target always runs first.
+  for k in 0 1 2 3; do
+    t=${targets[$(( (k + i) % 4 ))]}
     set -- $t
     r=$("$dir/randio" "$1" "$2" "$ops" "$i")
     echo "$i $1 $(basename "$2") $r" >> "$dir/randio.txt.$$"
   done
 done
+rm -rf "$rdir"
 python3 - "$dir/randio.txt.$$" <<'PY' | tee -a "$out"
 import sys, collections, statistics
 rows = collections.defaultdict(lambda: ([], []))

@@ -74,6 +74,8 @@ struct driver {
   int (*resize) (struct vhdkit_disk *, uint64_t new_size);
   /* The current DataWriteGuid (VHDX); NULL for formats without one. */
   void (*data_write_guid) (struct vhdkit_disk *, uint8_t out[16]);
+  /* The image's io (for hints such as starting writeback). */
+  struct io *(*get_io) (struct vhdkit_disk *);
 };
 
 struct vhdkit_disk {

@@ -3,6 +3,7 @@
  * for the duration of the call and take no locks beyond the handles'. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ struct copy {
   pthread_mutex_t m;            /* reader/writer hand-off */
   pthread_cond_t cv;
   size_t filled, written;
+  uint64_t since_hint;          /* bytes written since the last writeback hint */
   bool stop, read_failed;
   struct saved_error read_err;
 };
@@ -188,6 +190,15 @@ run_pipeline (struct copy *c)
     if (bad) { error_restore (&c->read_err); ret = -1; break; }
     const struct item *it = &c->items[i];
     ret = put_chunk (c, c->bufs[i % NBUF], it->len, it->off);
+    /* Start writing back what is dirty every 64 MiB, so the final flush
+     * does not find gigabytes waiting and the page cache does not
+     * throttle the writer (a hint: errors are ignored). */
+    c->since_hint += it->len;
+    if (ret == 0 && c->since_hint >= 64 * MiB && !io_sim_enabled ()) {
+      struct io *io = c->dst->drv->get_io (c->dst);
+      sync_file_range (io->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+      c->since_hint = 0;
+    }
     if (ret == 0 && c->progress && c->progress (c->opaque, it->off + it->len, c->total)) {
       set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
       ret = -1;

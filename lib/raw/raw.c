@@ -138,9 +138,15 @@ raw_resize (struct vhdkit_disk *d, uint64_t new_size)
   return 0;
 }
 
+static struct io *
+raw_get_io (struct vhdkit_disk *d)
+{
+  return ((struct raw *) d->priv)->io;
+}
+
 static const struct driver raw_driver = {
   "raw", raw_pread, raw_pwrite, raw_zero, raw_flush, raw_close,
-  raw_get_info, raw_map_layer, raw_resize, NULL,
+  raw_get_info, raw_map_layer, raw_resize, NULL, raw_get_io,
 };
 
 int

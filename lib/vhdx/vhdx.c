@@ -693,9 +693,16 @@ vhdx_data_write_guid (struct vhdkit_disk *d, uint8_t out[16])
   memcpy (out, s->hdr[s->cur].data_write.b, 16);
 }
 
+static struct io *
+vhdx_get_io (struct vhdkit_disk *d)
+{
+  return ((struct vhdx *) d->priv)->io;
+}
+
 static const struct driver vhdx_driver = {
   "vhdx", vhdx_pread, vhdx_pwrite, vhdx_zero, vhdx_flush, vhdx_close,
   vhdx_get_info, vhdx_map_layer, vhdx_resize, vhdx_data_write_guid,
+  vhdx_get_io,
 };
 
 /* ---- parents ---- */
