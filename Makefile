@@ -52,13 +52,14 @@ deps:
 asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	$(MAKE) all
-	$(MAKE) asan
+	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) asan
 	tests/run.sh --build build --asan-build build-asan
 
 run: deps
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) all
 	scripts/demo.sh
 
 # libFuzzer targets: each tests/fuzz/fuzz-NAME.c runs for FUZZ_SECONDS
