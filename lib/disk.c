@@ -169,7 +169,9 @@ vhdkit_disk_open (const char *path, unsigned flags)
     return NULL;
   }
   struct vhdkit_disk *d = disk_open_depth (path, flags, 1, NULL);
-  if (d && !(flags & VHDKIT_OPEN_NO_PARENT) && rct_attach (d) == -1) {
+  /* Tracking attaches to every top-level handle, however opened: a
+   * write through any handle must be recorded. */
+  if (d && rct_attach (d) == -1) {
     struct saved_error e;
     error_save (&e);
     disk_close_unlocked (d);
