@@ -13,9 +13,11 @@
 #     of `vhdkit changes --all` vs the anchor: the same blocks written with
 #     qemu-io into a 64 TiB qcow2 with a persistent 64 KiB dirty bitmap,
 #     read with `nbdinfo --map=qemu:dirty-bitmap:b0` from qemu-nbd
-#     (hyperfine medians).  Both answers must be the same ranges.  Then
-#     the 64 TiB / 1 TiB time ratio for the same number of changes, and a
-#     control with the same offsets (all in the first TiB) on both sizes
+#     (hyperfine medians, three rounds); the same for the last 10000 of
+#     them (a second reference point / bitmap).  Both answers must be the
+#     same ranges.  Then the 64 TiB / 1 TiB time ratio for the same number
+#     of changes, and a control with the same offsets (all in the first
+#     TiB) on both sizes
 #  3. precision: bytes reported / bytes written for 20000 random 4 KiB
 #     writes on a 64 GiB disk, at 4 KiB and 64 KiB granularity (and no
 #     written block may be missing from the answer)
@@ -25,17 +27,20 @@
 #     queried and its answer compared with the writes that followed it
 #
 # Environment: BENCH_DIR (scratch, default /var/tmp/vhdkit-bench-rct;
-# needs ~15 GiB, removed at the end), BENCH_RUNS (default 5), BENCH_OPS
-# (random writes per tight-loop run, default 1000000), BENCH_FLUSH_OPS
+# needs ~15 GiB, removed at the end), BENCH_RUNS (alternations and
+# hyperfine runs, default 5), BENCH_REPS (randio runs per side of an
+# alternation, default 3), BENCH_OPS (random writes per tight-loop run,
+# default 250000: ~1 GiB dirtied, below the kernel's background
+# write-back threshold on this 24 GiB machine), BENCH_FLUSH_OPS
 # (writes per flushing run, default 100000), BENCH_CHANGES (scattered
 # changes for 2, default 100000).  Takes about 10 minutes.
 set -euo pipefail
 shopt -s inherit_errexit          # a failure inside $(...) stops the run too
 top=$(cd "$(dirname "$0")/.." && pwd)
-V=$top/build/vhdkit
 dir=${BENCH_DIR:-/var/tmp/vhdkit-bench-rct}
 runs=${BENCH_RUNS:-5}
-ops=${BENCH_OPS:-1000000}
+reps=${BENCH_REPS:-3}
+ops=${BENCH_OPS:-250000}
 flush_ops=${BENCH_FLUSH_OPS:-100000}
 nchg=${BENCH_CHANGES:-100000}
 for c in qemu-img qemu-io qemu-nbd nbdinfo hyperfine python3 cc; do
@@ -65,20 +70,21 @@ cleanup () {
 }
 trap cleanup EXIT
 
-say () { echo "$*" | tee -a "$out"; }       # details
-res () { echo "$*" | tee -a "$sum" >/dev/null; }   # summary lines
+say () { echo "$*" | tee -a "$out"; }       # details; summary lines go to $sum
 hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version) ($rev); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
 say "$hdr"
 # "on"/"off", then "changed" if written since the newest reference point
 tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.load(sys.stdin); print('on' if j['Enabled'] else 'off', *(['changed'] if j['NewerChanges'] else []))"; }
-# hyperfine median of each command, in order
-medians () { python3 -c "import json,sys; print(' '.join('%.6f' % x['median'] for x in json.load(open(sys.argv[1]))['results']))" "$1"; }
 
 # ---- 1. write-path overhead --------------------------------------------
-say "== 1. write path: 4 GiB fixed VHDX, random 4 KiB writes, tracking off vs on, $runs alternations"
+say "== 1. write path: 4 GiB fixed VHDX, random 4 KiB writes, tracking off vs on, $runs alternations of $reps runs each"
 w=$dir/write.vhdx
 cleanup
 "$V" create "$w" --size 4G --type fixed --no-progress >/dev/null
+# Write every byte once: a first write into a fallocated (unwritten)
+# extent costs more than a later one, and would favour whichever side of
+# an alternation runs second with the same offsets.
+head -c 4G /dev/zero | "$V" write "$w" --offset 0
 "$R" vhdkit "$w" "$ops" 0 >/dev/null          # warm-up, untimed
 : > "$dir/write.txt"
 for ((i = 1; i <= runs; i++)); do
@@ -86,8 +92,12 @@ for ((i = 1; i <= runs; i++)); do
   for st in $order; do
     [ "$st" = on ] && "$V" rct enable "$w" --granularity 64K >/dev/null
     tracking "$w" | grep -qx "$st" || { say "tracking should be $st"; exit 1; }
-    echo "$i $st tight $("$R" vhdkit "$w" "$ops" "$i")" >> "$dir/write.txt"
-    echo "$i $st flush $("$R" vhdkit "$w" "$flush_ops" "$i" 1000)" >> "$dir/write.txt"
+    for ((k = 1; k <= reps; k++)); do
+      echo "$i $st tight $("$R" vhdkit "$w" "$ops" "$i$k")" >> "$dir/write.txt"
+    done
+    for ((k = 1; k <= reps; k++)); do
+      echo "$i $st flush $("$R" vhdkit "$w" "$flush_ops" "$i$k" 1000)" >> "$dir/write.txt"
+    done
     if [ "$st" = on ]; then
       tracking "$w" | grep -qx "on changed" || { say "tracking recorded nothing"; exit 1; }
       "$V" rct disable "$w" >/dev/null
@@ -96,18 +106,20 @@ for ((i = 1; i <= runs; i++)); do
 done
 python3 - "$dir/write.txt" "$sum" "$ops" "$flush_ops" <<'PY' | tee -a "$out"
 import sys, statistics as st, collections
-rows = collections.defaultdict(dict)
+# (kind, alternation) -> state -> [(read, write)] of its runs
+rows = collections.defaultdict(lambda: collections.defaultdict(list))
 for line in open(sys.argv[1]):
     i, state, kind, r, w = line.split()
-    rows[(kind, int(i))][state] = (float(r.split("=")[1]), float(w.split("=")[1]))
+    rows[(kind, int(i))][state].append((float(r.split("=")[1]), float(w.split("=")[1])))
 with open(sys.argv[2], "a") as s:
     for kind, label in (("tight", "tight loop, %s writes/run" % sys.argv[3]),
                         ("flush", "flush every 1000 writes, %s writes/run" % sys.argv[4])):
         pairs = [rows[k] for k in sorted(rows) if k[0] == kind]
-        wr = [p["on"][1] / p["off"][1] for p in pairs]
-        rr = [p["on"][0] / p["off"][0] for p in pairs]
-        print("%-40s write on/off per run: %s" % (label, " ".join("%.3f" % x for x in wr)))
-        line = ("1 write IOPS on/off, %-38s median %.3f (of %d alternating pairs; read on/off %.3f)%s"
+        med = lambda runs, j: st.median(x[j] for x in runs)
+        wr = [med(p["on"], 1) / med(p["off"], 1) for p in pairs]
+        rr = [med(p["on"], 0) / med(p["off"], 0) for p in pairs]
+        print("%-40s write on/off per alternation (median of each side's runs): %s" % (label, " ".join("%.3f" % x for x in wr)))
+        line = ("1 write IOPS on/off, %-38s median %.3f (%d alternations; read on/off %.3f)%s"
                 % (label + ":", st.median(wr), len(wr), st.median(rr), "  target >= 0.97" if kind == "tight" else ""))
         print(line)
         s.write(line + "\n")
@@ -115,37 +127,52 @@ PY
 rm -f "$w"*
 
 # ---- 2. query speed ----------------------------------------------------
-say "== 2. query: $nchg scattered changed 4 KiB blocks, 64 KiB granularity"
+# The changes are written in two parts, with a reference point (vhdkit)
+# or a new bitmap (qcow2) between them: the last tenth gives a second
+# data point at nchg/10 changes on the same images.
+small=$((nchg / 10))
+say "== 2. query: $nchg (and the last $small of them) scattered changed 4 KiB blocks, 64 KiB granularity"
 "$G" offsets $((64 << 40)) "$nchg" 42 > "$dir/off64.txt"
 "$G" offsets $((1 << 40)) "$nchg" 42 > "$dir/off1.txt"
-# mkimg IMG SIZE OFFSETS: tracked dynamic VHDX, a reference point, then
-# the changes (flushing every 10000 writes as a guest would); prints the ID
-# (one retry: this shared machine has answered fdatasync with a transient
-# ENOSPC while writing the 64 TiB image, with 70 GB free)
+head -n $((nchg - small)) "$dir/off64.txt" > "$dir/off64a.txt"
+tail -n "$small" "$dir/off64.txt" > "$dir/off64b.txt"
+# mkimg IMG SIZE OFFSETS [MORE]: tracked dynamic VHDX, a reference point,
+# the changes (flushing every 10000 writes as a guest would), and with
+# MORE a second reference point and those changes; prints the ID(s).
+# (One retry: this shared machine has answered fdatasync with a transient
+# ENOSPC while writing a 64 TiB image, with 70 GB free.)
 mkimg () {
-  local id try
+  local id id2= try
   for try in 1 2; do
     rm -f "$1" "$1.rct" "$1.mrt"
     "$V" create "$1" --size "$2" >/dev/null
     "$V" rct enable "$1" --granularity 64K >/dev/null
     id=$("$V" rct checkpoint "$1")
-    if "$G" write "$1" "$3" 10000 >/dev/null; then echo "$id"; return 0; fi
+    if "$G" write "$1" "$3" 10000 >/dev/null; then
+      if [ -z "${4:-}" ]; then echo "$id"; return 0; fi
+      id2=$("$V" rct checkpoint "$1")
+      if "$G" write "$1" "$4" 10000 >/dev/null; then echo "$id $id2"; return 0; fi
+    fi
     echo "bench: writing $1 failed (try $try)" >&2
   done
   return 1
 }
-id64=$(mkimg "$dir/q64.vhdx" 64T "$dir/off64.txt")
+read -r id64 id64b < <(mkimg "$dir/q64.vhdx" 64T "$dir/off64a.txt" "$dir/off64b.txt")
+[ -n "$id64b" ] || { say "building the 64 TiB image failed"; exit 1; }
 id1=$(mkimg "$dir/q1.vhdx" 1T "$dir/off1.txt")
 idc=$(mkimg "$dir/q64c.vhdx" 64T "$dir/off1.txt")   # control: same offsets as the 1 TiB disk
 qc=$dir/q64.qcow2
 qemu-img create -q -f qcow2 "$qc" 64T
 qemu-img bitmap --add -g 65536 "$qc" b0
-awk '{ print "write -q " $1 " 4k" }' "$dir/off64.txt" | qemu-io -f qcow2 -t unsafe "$qc" > "$dir/qemu-io.log" 2>&1
-if grep -Ei 'error|fail' "$dir/qemu-io.log" | head -3 | grep .; then say "qemu-io failed (log: $dir/qemu-io.log)"; exit 1; fi
+for part in a b; do
+  [ $part = b ] && qemu-img bitmap --add -g 65536 "$qc" b1
+  awk '{ print "write -q " $1 " 4k" }' "$dir/off64$part.txt" | qemu-io -f qcow2 -t unsafe "$qc" > "$dir/qemu-io.log" 2>&1
+  if grep -Ei 'error|fail' "$dir/qemu-io.log" | head -3 | grep .; then say "qemu-io failed (log: $dir/qemu-io.log)"; exit 1; fi
+done
 sync "$qc"                                     # no write-back during the timings
 sock=$dir/nbd.sock
 rm -f "$sock"
-qemu-nbd -r -t -B b0 -k "$sock" -f qcow2 "$qc" > "$dir/qemu-nbd.log" 2>&1 &
+qemu-nbd -r -t -B b0 -B b1 -k "$sock" -f qcow2 "$qc" > "$dir/qemu-nbd.log" 2>&1 &
 nbd_pid=$!
 for ((t = 0; t < 600; t++)); do
   [ -S "$sock" ] && break
@@ -155,20 +182,35 @@ done
 [ -S "$sock" ] || { say "qemu-nbd: no socket after 60 s"; exit 1; }
 uri="nbd+unix:///?socket=$sock"
 nbdinfo --map=qemu:dirty-bitmap:b0 "$uri" > "$dir/map64.txt"
+nbdinfo --map=qemu:dirty-bitmap:b1 "$uri" > "$dir/map64b.txt"
 "$V" changes "$dir/q64.vhdx" --limit-id "$id64" --all > "$dir/ch64.txt"
+"$V" changes "$dir/q64.vhdx" --limit-id "$id64b" --all > "$dir/ch64b.txt"
 "$V" changes "$dir/q1.vhdx" --limit-id "$id1" --all > "$dir/ch1.txt"
 "$V" changes "$dir/q64c.vhdx" --limit-id "$idc" --all > "$dir/chc.txt"
-hyperfine -N -w 1 -r "$runs" --export-json "$dir/q.json" \
-  "$V changes $dir/q64.vhdx --limit-id $id64 --all" \
-  "nbdinfo --map=qemu:dirty-bitmap:b0 '$uri'" \
-  "$V changes $dir/q1.vhdx --limit-id $id1 --all" \
-  "$V changes $dir/q64c.vhdx --limit-id $idc --all" >/dev/null
+# Three rounds of hyperfine: nbdinfo and qemu-nbd are two processes and
+# suffer more from a busy machine than vhdkit does, so one round can be
+# off; each figure is the median of the three rounds' ratios.
+for round in 1 2 3; do
+  hyperfine -N -w 1 -r "$runs" --export-json "$dir/q$round.json" \
+    "$V changes $dir/q64.vhdx --limit-id $id64 --all" \
+    "nbdinfo --map=qemu:dirty-bitmap:b0 '$uri'" \
+    "$V changes $dir/q1.vhdx --limit-id $id1 --all" \
+    "$V changes $dir/q64c.vhdx --limit-id $idc --all" \
+    "$V changes $dir/q64.vhdx --limit-id $id64b --all" \
+    "nbdinfo --map=qemu:dirty-bitmap:b1 '$uri'" >/dev/null
+done
 kill "$nbd_pid"; wait "$nbd_pid" 2>/dev/null || true; nbd_pid=
-read -r t64 tnbd t1 tc < <(medians "$dir/q.json")
-python3 - "$dir" "$sum" "$nchg" "$t64" "$tnbd" "$t1" "$tc" <<'PY' | tee -a "$out"
-import sys
-d, sumf, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-t64, tnbd, t1, tc = map(float, sys.argv[4:8])
+python3 - "$dir" "$sum" "$nchg" "$small" <<'PY' | tee -a "$out"
+import sys, json, statistics
+d, sumf, n, small = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rounds = [[x["median"] for x in json.load(open("%s/q%d.json" % (d, r)))["results"]] for r in (1, 2, 3)]
+def ratio(f):   # median over the rounds of f(t64, tnbd, t1, tc, t64b, tnbdb)
+    v = [f(*t) for t in rounds]
+    return statistics.median(v), v
+nbd100, nbd100v = ratio(lambda t64, tnbd, t1, tc, t64b, tnbdb: tnbd / t64)
+nbd10, nbd10v = ratio(lambda t64, tnbd, t1, tc, t64b, tnbdb: tnbdb / t64b)
+size, sizev = ratio(lambda t64, tnbd, t1, tc, t64b, tnbdb: t64 / t1)
+ctl, ctlv = ratio(lambda t64, tnbd, t1, tc, t64b, tnbdb: tc / t1)
 G, PAGE = 65536, 1020 * 65536          # granularity; disk bytes per leaf page of tags
 def coalesce(rs):
     out = []
@@ -182,21 +224,33 @@ def nbd(f):
 def expect(f):   # 64 KiB blocks holding the written 4 KiB blocks
     return coalesce({(int(l) // G * G, G) for l in open(f)})
 def pages(rs): return len({p for o, l in rs for p in range(o // PAGE, (o + l - 1) // PAGE + 1)})
-v64, q64 = vhdkit(d + "/ch64.txt"), nbd(d + "/map64.txt")
-v1, vc = vhdkit(d + "/ch1.txt"), vhdkit(d + "/chc.txt")
-ok = v64 == q64 == expect(d + "/off64.txt") and v1 == vc == expect(d + "/off1.txt")
 b = lambda rs: sum(l for o, l in rs)
-print("64 TiB: vhdkit %d ranges %d bytes; nbdinfo %d dirty extents %d bytes; identical to each other and to the writes: %s"
-      % (len(v64), b(v64), len(q64), b(q64), "yes" if v64 == q64 == expect(d + "/off64.txt") else "NO"))
-print("1 TiB: %d ranges %d bytes; control (same offsets on 64 TiB): %d ranges; identical: %s"
-      % (len(v1), b(v1), len(vc), "yes" if v1 == vc == expect(d + "/off1.txt") else "NO"))
-print("changed leaf pages of tags (1020 blocks each): 64 TiB %d, 1 TiB %d, control %d" % (pages(v64), pages(v1), pages(vc)))
-print("hyperfine medians relative to vhdkit 64 TiB: nbdinfo %.2f, vhdkit 1 TiB %.3f, control %.3f" % (tnbd / t64, t1 / t64, tc / t64))
+yn = lambda x: "yes" if x else "NO"
+v64, q64, e64 = vhdkit(d + "/ch64.txt"), nbd(d + "/map64.txt"), expect(d + "/off64.txt")
+v64b, q64b, e64b = vhdkit(d + "/ch64b.txt"), nbd(d + "/map64b.txt"), expect(d + "/off64b.txt")
+v1, vc, e1 = vhdkit(d + "/ch1.txt"), vhdkit(d + "/chc.txt"), expect(d + "/off1.txt")
+ok = v64 == q64 == e64 and v64b == q64b == e64b and v1 == vc == e1
+print("64 TiB, %d changes: vhdkit %d ranges %d bytes; nbdinfo %d dirty extents %d bytes; identical to each other and to the writes: %s"
+      % (n, len(v64), b(v64), len(q64), b(q64), yn(v64 == q64 == e64)))
+print("64 TiB, last %d changes: vhdkit %d ranges; nbdinfo %d dirty extents; identical to each other and to the writes: %s"
+      % (small, len(v64b), len(q64b), yn(v64b == q64b == e64b)))
+print("1 TiB: %d ranges %d bytes; control (same offsets on 64 TiB): %d ranges; identical to each other and to the writes: %s"
+      % (len(v1), b(v1), len(vc), yn(v1 == vc == e1)))
+print("changed leaf pages of tags (1020 blocks each): 64 TiB %d (last %d changes: %d), 1 TiB %d, control %d"
+      % (pages(v64), small, pages(v64b), pages(v1), pages(vc)))
+names = ("vhdkit 64 TiB", "nbdinfo 64 TiB", "vhdkit 1 TiB", "vhdkit control", "vhdkit 64 TiB last %d" % small, "nbdinfo 64 TiB last %d" % small)
+for r, t in enumerate(rounds):
+    print("round %d, hyperfine medians relative to vhdkit 64 TiB (%d changes): %s"
+          % (r + 1, n, "; ".join("%s %.3f" % (k, x / t[0]) for k, x in zip(names, t))))
+fmt = lambda v: " ".join("%.2f" % x for x in v)
+print("per round: nbdinfo/vhdkit %d changes %s; %d changes %s; vhdkit 64/1 TiB %s; control %s" % (n, fmt(nbd100v), small, fmt(nbd10v), fmt(sizev), fmt(ctlv)))
 with open(sumf, "a") as s:
-    s.write("2 query, %d scattered 4 KiB changes, 64 KiB granularity, 64 TiB: vhdkit changes --all is %.1fx faster than nbdinfo --map=qemu:dirty-bitmap (qcow2 + qemu-nbd)  target >= 10\n" % (n, tnbd / t64))
-    s.write("  same answer from both: %s (%d ranges, %d bytes)\n" % ("yes" if ok else "NO", len(v64), b(v64)))
-    s.write("  vhdkit time 64 TiB / 1 TiB, same number of random changes: %.2f (changed leaf pages of tags %d vs %d)\n" % (t64 / t1, pages(v64), pages(v1)))
-    s.write("  vhdkit time 64 TiB / 1 TiB, the same offsets (all in the first TiB): %.2f\n" % (tc / t1))
+    s.write("2 query, 64 TiB, 64 KiB granularity, scattered 4 KiB changes: vhdkit changes --all vs nbdinfo --map=qemu:dirty-bitmap (qcow2 + qemu-nbd), target >= 10x faster\n")
+    s.write("  %6d changes: vhdkit %.1fx faster (rounds: %s)\n" % (n, nbd100, fmt(nbd100v)))
+    s.write("  %6d changes: vhdkit %.1fx faster (rounds: %s)\n" % (small, nbd10, fmt(nbd10v)))
+    s.write("  same answers from both: %s (%d ranges, %d bytes; %d ranges)\n" % (yn(ok), len(v64), b(v64), len(v64b)))
+    s.write("  vhdkit time 64 TiB / 1 TiB, %d random changes each: %.2f (changed leaf pages of tags %d vs %d)\n" % (n, size, pages(v64), pages(v1)))
+    s.write("  vhdkit time 64 TiB / 1 TiB, the same %d offsets (all in the first TiB): %.2f\n" % (n, ctl))
 PY
 rm -f "$dir"/q64.vhdx* "$dir"/q1.vhdx* "$dir"/q64c.vhdx* "$qc"
 
