@@ -1,9 +1,14 @@
-/* bench/randio: random 4 KiB reads and writes through libvhdkit, or
+/* bench/randio, for bench/run.sh and bench/rct.sh.  Random 4 KiB reads and writes through libvhdkit, or
  * straight to a file with pread/pwrite (the physical limit), over the
  * same offsets from the same seed.
  *
- *   randio vhdkit PATH OPS SEED    through vhdkit_disk_pread/pwrite
- *   randio posix PATH OPS SEED     pread/pwrite on the file itself
+ *   randio vhdkit PATH OPS SEED [FLUSH_EVERY]
+ *       through vhdkit_disk_pread/pwrite
+ *   randio posix PATH OPS SEED [FLUSH_EVERY]
+ *       pread/pwrite on the file itself
+ *
+ * With FLUSH_EVERY > 0, the write loop also flushes (vhdkit_disk_flush,
+ * or fdatasync) after every FLUSH_EVERY writes, inside the timing.
  *
  * Prints "read_iops=N write_iops=N" (then flushes once, outside the
  * timing, so both sides pay for durability the same way). */
@@ -29,7 +34,8 @@ static double now (void)
 int
 main (int argc, char **argv)
 {
-  if (argc != 5) { fprintf (stderr, "usage: randio vhdkit|posix PATH OPS SEED\n"); return 2; }
+  if (argc != 5 && argc != 6) { fprintf (stderr, "usage: randio vhdkit|posix PATH OPS SEED [FLUSH_EVERY]\n"); return 2; }
+  long flush_every = argc == 6 ? atol (argv[5]) : 0;
   int lib = strcmp (argv[1], "vhdkit") == 0;
   long ops = atol (argv[3]);
   struct vhdkit_disk *d = NULL;
@@ -61,6 +67,8 @@ main (int argc, char **argv)
         r = w ? vhdkit_disk_pwrite (d, buf, 4096, off) : vhdkit_disk_pread (d, buf, 4096, off);
       else
         r = (w ? pwrite (fd, buf, 4096, (off_t) off) : pread (fd, buf, 4096, (off_t) off)) == 4096 ? 0 : -1;
+      if (r == 0 && w && flush_every > 0 && (i + 1) % flush_every == 0)
+        r = lib ? vhdkit_disk_flush (d) : fdatasync (fd);
       if (r) { fprintf (stderr, "randio: I/O failed at %llu: %s\n", (unsigned long long) off, lib ? vhdkit_get_error () : "short"); return 1; }
     }
     t[w] = now () - t0;

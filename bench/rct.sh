@@ -6,7 +6,7 @@
 #
 #  1. write-path overhead: random 4 KiB writes through libvhdkit on one
 #     4 GiB fixed VHDX with tracking off and on, alternating BENCH_RUNS
-#     times (bench/rct-randio.c), in a tight loop and with a flush every
+#     times (bench/randio.c), in a tight loop and with a flush every
 #     1000 writes; median write IOPS on/off
 #  2. query speed: 100000 scattered changed 4 KiB blocks on a 64 TiB
 #     dynamic VHDX (64 KiB granularity; bench/rctgen.c writes them), time
@@ -56,10 +56,10 @@ rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 out=$top/bench/results/rct-$(date +%Y%m%d-%H%M%S).txt
 sum=$dir/summary.txt
 : > "$sum"
-for p in rct-randio rctgen; do
+for p in randio rctgen; do
   cc -std=c11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$top/include" "$top/bench/$p.c" "$dir/libvhdkit.a" -pthread -o "$dir/$p"
 done
-R=$dir/rct-randio G=$dir/rctgen
+R=$dir/randio G=$dir/rctgen
 
 nbd_pid=
 imgs="write q64 q1 q64c prec meta"

@@ -37,10 +37,18 @@ slurp (const char *p, size_t *n)
 }
 
 static void
+cleanup (void)
+{
+  unlink (img); unlink (rct); unlink (mrt);
+  rmdir (dir);
+}
+
+static void
 make_template (void)
 {
   snprintf (dir, sizeof dir, "/dev/shm/vhdkit-fuzz-rct-%d", (int) getpid ());
   mkdir (dir, 0700);
+  atexit (cleanup);
   snprintf (img, sizeof img, "%s/disk.raw", dir);
   snprintf (rct, sizeof rct, "%s.rct", img);
   snprintf (mrt, sizeof mrt, "%s.mrt", img);
