@@ -33,7 +33,12 @@
 # default 250000: ~1 GiB dirtied, below the kernel's background
 # write-back threshold on this 24 GiB machine), BENCH_FLUSH_OPS
 # (writes per flushing run, default 100000), BENCH_CHANGES (scattered
-# changes for 2, default 100000).  Takes about 10 minutes.
+# changes for 2, default 100000).  Takes 6 to 10 minutes on a quiet
+# machine.
+
+# The whole script is one block, so bash has read all of it before it
+# runs any of it: an edit of this file during a run cannot change the run.
+{
 set -euo pipefail
 shopt -s inherit_errexit          # a failure inside $(...) stops the run too
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +53,8 @@ for c in qemu-img qemu-io qemu-nbd nbdinfo hyperfine python3 cc; do
 done
 make -C "$top" -s -q build/vhdkit build/libvhdkit.a 2>/dev/null || { echo "bench: build/ is missing or older than the sources: run make first"; exit 1; }
 mkdir -p "$dir" "$top/bench/results"
+exec 9> "$dir/.lock"
+flock -n 9 || { echo "bench: another bench/rct.sh is using $dir (set BENCH_DIR)"; exit 1; }
 # One version for the whole run, even if the tree is rebuilt meanwhile.
 cp "$top/build/vhdkit" "$dir/vhdkit"
 cp "$top/build/libvhdkit.a" "$dir/libvhdkit.a"
@@ -339,3 +346,5 @@ rm -f "$m"* "$dir"/meta-*.txt
   cat "$sum"
 } | tee -a "$out"
 echo "results in $out"
+exit
+}
