@@ -41,14 +41,12 @@ raw_pwrite (struct vhdkit_disk *d, const void *buf, size_t n, uint64_t off)
 static int
 raw_zero (struct vhdkit_disk *d, uint64_t count, uint64_t off)
 {
-  struct raw *r = d->priv;
   static const char zeros[65536];
   /* Write zeros through the io layer so that the crash simulator sees
    * them; punching holes would bypass it. */
   while (count) {
     size_t n = count < sizeof zeros ? (size_t) count : sizeof zeros;
     if (raw_pwrite (d, zeros, n, off) == -1) return -1;
-    (void) r;
     count -= n; off += n;
   }
   return 0;

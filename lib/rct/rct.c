@@ -79,7 +79,6 @@ write_header (struct rct *r)
 static void
 fingerprint (struct vhdkit_disk *d, struct rct_header *h)
 {
-  struct rct *r = d->rct;
   if (d->drv->data_write_guid) {
     h->image_format = VHDKIT_FORMAT_VHDX;
     d->drv->data_write_guid (d, h->dwg.b);
@@ -96,7 +95,6 @@ fingerprint (struct vhdkit_disk *d, struct rct_header *h)
       h->st_ctime_ns = (uint64_t) st.st_ctim.tv_sec * 1000000000u + (uint64_t) st.st_ctim.tv_nsec;
     }
   }
-  (void) r;
 }
 
 /* ---- geometry and arrays ---- */

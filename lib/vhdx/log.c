@@ -35,13 +35,6 @@ desc_sectors (uint64_t n)
   return n <= 126 ? 1 : 1 + (uint32_t) div_round_up (n - 126, 128);
 }
 
-/* The byte at entry offset K, with wrap-around. */
-static inline const uint8_t *
-at (const uint8_t *log, uint32_t loglen, uint32_t pos, uint64_t k)
-{
-  return log + (pos + k) % loglen;
-}
-
 /* Copy LEN bytes of the entry at POS+K into OUT (wrapping). */
 static void
 copy_wrapped (const uint8_t *log, uint32_t loglen, uint32_t pos, uint64_t k,
@@ -101,7 +94,6 @@ entry_valid (const uint8_t *log, uint32_t loglen, uint32_t pos,
     else
       return false;
   }
-  (void) at;
   return true;
 }
 
