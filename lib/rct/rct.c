@@ -300,8 +300,11 @@ leaf_for_write (struct rct *r, uint64_t p)
     r->cache[i].dirty = true;
     return r->cache[i].tags;
   }
-  if (r->cache_count >= 16384) {
+  /* Drop clean pages now and then; when (almost) all are dirty, wait
+   * until the cache has doubled, or every new page would rehash it. */
+  if (r->cache_count >= 16384 && r->cache_count >= r->purge_at) {
     if (cache_grow (r, true) == -1) goto nomem;
+    r->purge_at = r->cache_count * 2;
     i = cache_slot (r, p);
   }
   if ((r->cache_count + 1) * 2 > r->cache_cap) {

@@ -80,6 +80,7 @@ struct rct {
   bool any_recovered;
   struct rct_leaf *cache;        /* open addressing by page */
   size_t cache_cap, cache_count;
+  size_t purge_at;               /* next cache size at which clean pages are dropped */
   bool session_marked;           /* session_dirty written this session */
 };
 
