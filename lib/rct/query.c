@@ -159,9 +159,9 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
   for (uint64_t p = p0; p <= p1 && !o.full; ) {
     uint64_t page_lo = p * RCT_PER_PAGE * g;
     /* Skip whole L1 pages, then leaf pages, with nothing newer than GEN. */
-    if (p % RCT_PER_PAGE == 0 && p + RCT_PER_PAGE <= p1 && r->l2[p / RCT_PER_PAGE] <= gen &&
-        !r->any_recovered && page_lo + RCT_PER_PAGE * RCT_PER_PAGE * g <= grown) {
-      p += RCT_PER_PAGE;
+    if (p % RCT_L1_PER_PAGE == 0 && p + RCT_L1_PER_PAGE <= p1 && r->l2[p / RCT_L1_PER_PAGE] <= gen &&
+        !r->any_recovered && page_lo + RCT_L1_PER_PAGE * RCT_PER_PAGE * g <= grown) {
+      p += RCT_L1_PER_PAGE;
       continue;
     }
     bool rec = r->any_recovered && ((r->recovered[p / 8] >> (p % 8)) & 1);
@@ -174,6 +174,15 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
     }
     if (rec) {
       if (add (&o, page_lo, page_lo + RCT_PER_PAGE * g, VHDKIT_CHANGE_DATA) == -1) goto nomem;
+      p++;
+      continue;
+    }
+    /* RCT-9: only the page's newest block is after GEN, so the summary
+     * alone answers, without reading the page. */
+    if (p < r->npages && r->l1s[p] <= gen && page_lo + RCT_PER_PAGE * g <= grown) {
+      uint64_t blo = page_lo + (uint64_t) (r->l1t[p] & ~RCT_TOP_ZERO) * g;
+      if (add (&o, blo, blo + g, (r->l1t[p] & RCT_TOP_ZERO) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1)
+        goto nomem;
       p++;
       continue;
     }

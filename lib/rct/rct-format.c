@@ -13,7 +13,7 @@ rct_encode_header (const struct rct_header *h, uint8_t *b)
 {
   memset (b, 0, RCT_HDR_SIZE);
   memcpy (b, HDR_MAGIC, 8);
-  put_le32 (b + 12, 1);
+  put_le32 (b + 12, RCT_VERSION);
   put_le64 (b + 16, h->seq);
   memcpy (b + 24, h->epoch.b, 16);
   put_le32 (b + 40, h->granularity);
@@ -41,11 +41,18 @@ rct_encode_header (const struct rct_header *h, uint8_t *b)
   put_le32 (b + 8, crc32c_skip (b, RCT_HDR_SIZE, 8));
 }
 
+/* The format version a header copy claims, or 0 if it is not one. */
+uint32_t
+rct_header_version (const uint8_t *b)
+{
+  return memcmp (b, HDR_MAGIC, 8) == 0 ? get_le32 (b + 12) : 0;
+}
+
 /* 0 if BUF holds a valid header copy. */
 int
 rct_decode_header (const uint8_t *b, struct rct_header *h)
 {
-  if (memcmp (b, HDR_MAGIC, 8) != 0 || get_le32 (b + 12) != 1 ||
+  if (memcmp (b, HDR_MAGIC, 8) != 0 || get_le32 (b + 12) != RCT_VERSION ||
       get_le32 (b + 8) != crc32c_skip (b, RCT_HDR_SIZE, 8))
     return -1;
   memset (h, 0, sizeof *h);
@@ -95,7 +102,7 @@ rct_leaf_capacity (uint32_t granularity)
 uint64_t
 rct_l1_pages (uint32_t granularity)
 {
-  return div_round_up (rct_leaf_capacity (granularity), RCT_PER_PAGE);
+  return div_round_up (rct_leaf_capacity (granularity), RCT_L1_PER_PAGE);
 }
 
 static uint32_t

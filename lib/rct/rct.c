@@ -102,9 +102,10 @@ fingerprint (struct vhdkit_disk *d, struct rct_header *h)
 static void
 free_arrays (struct rct *r)
 {
-  free (r->l1); free (r->l2); free (r->l1_dirty);
+  free (r->l1); free (r->l1s); free (r->l1t); free (r->l2); free (r->l1_dirty);
   free (r->mrt); free (r->mrt_dirty); free (r->recovered); free (r->touched);
-  r->l1 = r->l2 = NULL;
+  r->l1 = r->l1s = r->l2 = NULL;
+  r->l1t = NULL;
   r->l1_dirty = r->mrt = r->mrt_dirty = r->recovered = r->touched = NULL;
   if (r->cache) {
     for (size_t i = 0; i < r->cache_cap; i++) free (r->cache[i].tags);
@@ -119,13 +120,21 @@ static int
 size_arrays (struct rct *r, uint64_t size)
 {
   uint64_t np = div_round_up (div_round_up (size, r->h.granularity), RCT_PER_PAGE);
-  uint64_t nl1 = div_round_up (np, RCT_PER_PAGE);
+  uint64_t nl1 = div_round_up (np, RCT_L1_PER_PAGE);
   uint64_t nm = div_round_up (np, MRT_BITS_PER_PAGE);
   if (np <= r->npages && r->l1) return 0;
   uint32_t *l1 = realloc (r->l1, (np ? np : 1) * 4);
   if (!l1) goto nomem;
   memset (l1 + r->npages, 0, (np - r->npages) * 4);
   r->l1 = l1;
+  uint32_t *l1s = realloc (r->l1s, (np ? np : 1) * 4);
+  if (!l1s) goto nomem;
+  memset (l1s + r->npages, 0, (np - r->npages) * 4);
+  r->l1s = l1s;
+  uint16_t *l1t = realloc (r->l1t, (np ? np : 1) * 2);
+  if (!l1t) goto nomem;
+  memset (l1t + r->npages, 0, (np - r->npages) * 2);
+  r->l1t = l1t;
   uint32_t *l2 = realloc (r->l2, (nl1 ? nl1 : 1) * 4);
   if (!l2) goto nomem;
   memset (l2 + r->nl1, 0, (nl1 - r->nl1) * 4);
@@ -173,15 +182,50 @@ static inline void mrt_set (struct rct *r, uint64_t p)
   r->mrt_dirty[p / MRT_BITS_PER_PAGE] = 1;
 }
 
+/* ---- the summary (RCT-9) ----
+ * Every tag written is the current generation, never older than a tag
+ * already in the page, so the summary of a page follows each write in
+ * constant time: block K becomes the newest, and the former newest
+ * generation becomes the newest of the others. */
+
 static void
-l1_raise (struct rct *r, uint64_t p, uint32_t gen)
+sum_dirty (struct rct *r, uint64_t p)
 {
-  if (r->l1[p] == 0 && gen > 0) r->leaves_with_tags++;
-  if (r->l1[p] < gen) {
-    r->l1[p] = gen;
-    r->l1_dirty[p / RCT_PER_PAGE] = 1;
-    if (r->l2[p / RCT_PER_PAGE] < gen) r->l2[p / RCT_PER_PAGE] = gen;
+  r->l1_dirty[p / RCT_L1_PER_PAGE] = 1;
+  if (r->l2[p / RCT_L1_PER_PAGE] < r->l1[p]) r->l2[p / RCT_L1_PER_PAGE] = r->l1[p];
+}
+
+/* Block K of leaf page P now has tag TAG (of the current generation). */
+static void
+sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
+{
+  uint32_t g = RCT_GEN (tag);
+  uint16_t top = (uint16_t) (k | (tag & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
+  if (r->l1[p] == 0) r->leaves_with_tags++;
+  if ((r->l1t[p] & ~RCT_TOP_ZERO) != k) r->l1s[p] = r->l1[p];
+  if (r->l1[p] == g && r->l1t[p] == top) return;
+  r->l1[p] = g;
+  r->l1t[p] = top;
+  sum_dirty (r, p);
+}
+
+/* The summary of leaf page P computed from all its TAGS. */
+static void
+sum_from_tags (struct rct *r, uint64_t p, const uint32_t *tags)
+{
+  uint32_t max = 0, second = 0;
+  unsigned top = 0;
+  for (unsigned k = 0; k < RCT_PER_PAGE; k++) {
+    uint32_t g = RCT_GEN (tags[k]);
+    if (g > max) { second = max; max = g; top = k; }
+    else if (g > second) second = g;
   }
+  if (r->l1[p] == 0 && max > 0) r->leaves_with_tags++;
+  if (r->l1[p] == 0 && max == 0) return;
+  r->l1[p] = max;
+  r->l1s[p] = second;
+  r->l1t[p] = (uint16_t) (top | (tags[top] & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
+  sum_dirty (r, p);
 }
 
 /* ---- the read-only mapping ----
@@ -287,7 +331,7 @@ rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
     return 0;
   }
   for (int k = 0; k < RCT_PER_PAGE; k++) tags[k] = r->h.cur;
-  return 0;
+  return 1;
 }
 
 /* The cached, modifiable copy of leaf page P. */
@@ -313,7 +357,10 @@ leaf_for_write (struct rct *r, uint64_t p)
   }
   uint32_t *t = malloc (RCT_PER_PAGE * 4);
   if (!t) goto nomem;
-  if (rct_load_leaf (r, p, t) == -1) { free (t); return NULL; }
+  int sub = rct_load_leaf (r, p, t);
+  if (sub == -1) { free (t); return NULL; }
+  /* A damaged page now counts as all changed: so must its summary. */
+  if (sub == 1) sum_from_tags (r, p, t);
   r->cache[i].page = p;
   r->cache[i].tags = t;
   r->cache[i].dirty = true;
@@ -326,6 +373,16 @@ leaf_for_write (struct rct *r, uint64_t p)
 
 /* ---- loading ---- */
 
+/* Summary entry K of an L1 page (RCT-9): newest, newest of the others,
+ * top block. */
+static void
+l1_get (const uint8_t *b, unsigned k, uint32_t *max, uint32_t *second, uint16_t *top)
+{
+  *max = get_le32 (b + RCT_L1_ENTRY * k);
+  *second = get_le32 (b + RCT_L1_ENTRY * k + 4);
+  *top = get_le16 (b + RCT_L1_ENTRY * k + 8);
+}
+
 static int
 load_l1 (struct rct *r)
 {
@@ -337,30 +394,37 @@ load_l1 (struct rct *r)
     if (n < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
     memset (b + n, 0, sizeof b - (size_t) n);
     int c = rct_check_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
-    uint64_t first = j * RCT_PER_PAGE;
+    uint64_t first = j * RCT_L1_PER_PAGE;
     r->l2[j] = 0;
-    for (uint64_t k = 0; k < RCT_PER_PAGE && first + k < r->npages; k++) {
-      uint32_t v = 0;
-      if (c == 0)
-        v = get_le32 (b + 4 * k);
+    for (uint64_t k = 0; k < RCT_L1_PER_PAGE && first + k < r->npages; k++) {
+      uint64_t p = first + k;
+      uint32_t max = 0, second = 0;
+      uint16_t top = 0;
+      if (c == 0) {
+        l1_get (b, (unsigned) k, &max, &second, &top);
+        /* Values a writer never produces: rebuild from the leaf. */
+        if (max > r->h.cur || second > max || (top & ~RCT_TOP_ZERO) >= RCT_PER_PAGE)
+          goto rebuild;
+        r->l1[p] = max; r->l1s[p] = second; r->l1t[p] = top;
+      }
       else if (c == -1 || (c == 1 && j < r->h.max_l1)) {
-        /* A damaged or lost summary page is rebuilt from its leaves. */
+      rebuild:
+        /* A damaged or lost summary page is rebuilt from its leaves
+         * (a damaged leaf counts as all changed now). */
+        r->l1[p] = 0;
         uint8_t lb[RCT_PAGE];
-        ssize_t m = io_pread (r->io, lb, sizeof lb, r->leaf_off + (first + k) * RCT_PAGE);
+        ssize_t m = io_pread (r->io, lb, sizeof lb, r->leaf_off + p * RCT_PAGE);
         if (m < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
         memset (lb + m, 0, sizeof lb - (size_t) m);
-        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, first + k, &r->h.epoch);
+        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, p, &r->h.epoch);
         if (lc == 0)
-          for (int t = 0; t < RCT_PER_PAGE; t++) {
-            uint32_t g = RCT_GEN (get_le32 (lb + 4 * t));
-            if (g > v) v = g;
-          }
-        else if (lc == -1)
-          v = r->h.cur;
+          for (int t = 0; t < RCT_PER_PAGE; t++) tags[t] = get_le32 (lb + 4 * t);
+        else
+          for (int t = 0; t < RCT_PER_PAGE; t++) tags[t] = lc == -1 ? r->h.cur : 0;
         r->l1_dirty[j] = 1;
+        sum_from_tags (r, p, tags);
       }
-      r->l1[first + k] = v;
-      if (v > r->l2[j]) r->l2[j] = v;
+      if (r->l1[p] > r->l2[j]) r->l2[j] = r->l1[p];
     }
   }
   free (tags);
@@ -434,9 +498,12 @@ flush_locked (struct rct *r, bool all)
   for (uint64_t j = 0; j < r->nl1; j++) {
     if (!r->l1_dirty[j]) continue;
     memset (b, 0, sizeof b);
-    uint64_t first = j * RCT_PER_PAGE;
-    for (uint64_t k = 0; k < RCT_PER_PAGE && first + k < r->npages; k++)
-      put_le32 (b + 4 * k, r->l1[first + k]);
+    uint64_t first = j * RCT_L1_PER_PAGE;
+    for (uint64_t k = 0; k < RCT_L1_PER_PAGE && first + k < r->npages; k++) {
+      put_le32 (b + RCT_L1_ENTRY * k, r->l1[first + k]);
+      put_le32 (b + RCT_L1_ENTRY * k + 4, r->l1s[first + k]);
+      put_le16 (b + RCT_L1_ENTRY * k + 8, r->l1t[first + k]);
+    }
     rct_seal_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
     if (io_pwrite (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE) == -1) goto err;
     r->l1_dirty[j] = 0;
@@ -567,10 +634,12 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
   uint8_t b[RCT_HDR_SIZE];
   struct rct_header h[2];
   bool ok[2] = { false, false };
+  uint32_t version = 0;
   for (int i = 0; i < 2; i++) {
     ssize_t n = io_pread (r->io, b, sizeof b, (uint64_t) i * RCT_HDR_SIZE);
     if (n < 0) { set_error_errno (errno, "%s: read", r->path); return -1; }
     ok[i] = n == (ssize_t) sizeof b && rct_decode_header (b, &h[i]) == 0;
+    if (n == (ssize_t) sizeof b && rct_header_version (b) != RCT_VERSION) version = rct_header_version (b);
   }
   bool damaged = !ok[0] && !ok[1];
   if (!damaged) {
@@ -579,7 +648,10 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
   }
   uint64_t fsize = 0;
   io_get_size (r->io, &fsize);
-  if (damaged)
+  if (damaged && version > 0 && version < RCT_VERSION)
+    snprintf (why, sizeof why, "the tracking file %s has format version %" PRIu32 ", which this vhdkit replaces with version %d",
+              r->path, version, RCT_VERSION);
+  else if (damaged)
     snprintf (why, sizeof why, "the tracking file %s is damaged (no valid header)", r->path);
   else if (r->h.granularity < d->lss) {
     damaged = true;
@@ -662,7 +734,7 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
         uint32_t *t = leaf_for_write (r, p);
         if (!t) return -1;
         for (int k = 0; k < RCT_PER_PAGE; k++) t[k] = r->h.cur;
-        l1_raise (r, p, r->h.cur);
+        sum_from_tags (r, p, t);
       }
       else {
         setbit (r->recovered, p);
@@ -775,8 +847,8 @@ rct_note (struct vhdkit_disk *d, uint64_t off, uint64_t len, bool zero)
     for (uint64_t k = lo; k <= hi; k++) {
       uint64_t b = p * RCT_PER_PAGE + k;
       t[k] = r->h.cur | (b >= z0 && b < z1 ? RCT_ZERO_KIND : 0);
+      sum_note (r, p, (unsigned) k, t[k]);
     }
-    l1_raise (r, p, r->h.cur);
   }
   return 0;
 }

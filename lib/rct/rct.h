@@ -10,7 +10,11 @@
 #include "guid.h"
 
 #define RCT_PAGE        4096
-#define RCT_PER_PAGE    1020           /* tags per leaf page / L1 entries per L1 page */
+#define RCT_PER_PAGE    1020           /* tags per leaf page */
+#define RCT_L1_PER_PAGE 340            /* 12-byte summary entries per L1 page */
+#define RCT_L1_ENTRY    12
+#define RCT_TOP_ZERO    0x8000u        /* summary: the top block's change was a zero */
+#define RCT_VERSION     2
 #define RCT_HDR_SIZE    4096
 #define RCT_L1_OFF      (64 * 1024)
 #define MRT_BITS_PER_PAGE (4080 * 8)
@@ -65,7 +69,11 @@ struct rct {
   int hslot;                     /* slot of the current header copy */
   uint64_t leaf_off;             /* file offset of leaf page 0 */
   uint64_t npages;               /* leaf pages covering the virtual size */
-  uint32_t *l1;                  /* max tag per leaf page (npages) */
+  /* The summary of leaf page p (RCT-9): the newest generation in it,
+   * the newest among its other blocks, and which block is the newest. */
+  uint32_t *l1;                  /* newest generation per leaf page (npages) */
+  uint32_t *l1s;                 /* newest generation except block l1t[p] */
+  uint16_t *l1t;                 /* that block (0..1019) | RCT_TOP_ZERO */
   uint32_t *l2;                  /* max of each L1 page's entries */
   uint64_t nl1;                  /* L1 pages covering npages */
   uint8_t *l1_dirty;             /* per L1 page */
@@ -87,6 +95,7 @@ struct rct {
 /* rct-format.c */
 void rct_encode_header (const struct rct_header *h, uint8_t *buf);
 int rct_decode_header (const uint8_t *buf, struct rct_header *h);
+uint32_t rct_header_version (const uint8_t *buf);
 void rct_seal_page (uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
 int rct_check_page (const uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
 uint64_t rct_leaf_capacity (uint32_t granularity);
@@ -96,7 +105,7 @@ uint64_t rct_l1_pages (uint32_t granularity);
 #define RCT_MRT_MAGIC  0x4254524du     /* "MRTB" */
 
 /* rct.c, for query.c */
-int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);
+int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);   /* 1: substituted */
 uint64_t rct_min_size_since (const struct rct *r, uint32_t gen);
 int rct_parse_id (const char *id, struct guid *epoch, uint32_t *gen);
 void rct_format_id (const struct guid *epoch, uint32_t gen, char *out);

@@ -116,7 +116,7 @@ cycle "IMAGE.rct deleted" rm -f "$IMG.rct"
 cycle "IMAGE.mrt deleted" rm -f "$IMG.mrt"
 cycle "both deleted" rm -f "$IMG.rct" "$IMG.mrt"
 # ---- truncated ----
-LEAF=$((5 * M))           # leaf pages start here (FORMAT-rct.md, G = 64 KiB)
+LEAF=$((13 * M))          # leaf pages start here (FORMAT-rct.md, G = 64 KiB)
 for sz in 0 100 4096 65536 "$LEAF" $((LEAF + 2048)) $((RCT_SIZE - 1)); do
   [ "$sz" -lt "$RCT_SIZE" ] || continue
   cycle "IMAGE.rct truncated to $sz" truncate -s "$sz" "$IMG.rct"
