@@ -37,7 +37,7 @@ struct cli_verb {
 
 extern const struct cli_verb cli_verb_create, cli_verb_info, cli_verb_check,
   cli_verb_read, cli_verb_write, cli_verb_convert, cli_verb_resize,
-  cli_verb_merge, cli_verb_rct, cli_verb_changes;
+  cli_verb_merge, cli_verb_rct, cli_verb_changes, cli_verb_set;
 
 /* The verb being run (for messages) and whether it speaks JSON. */
 extern const char *cli_verb_name;

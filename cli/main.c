@@ -15,7 +15,7 @@
 static const struct cli_verb *const verbs[] = {
   &cli_verb_create, &cli_verb_info, &cli_verb_check, &cli_verb_read,
   &cli_verb_write, &cli_verb_convert, &cli_verb_resize, &cli_verb_merge,
-  &cli_verb_rct, &cli_verb_changes,
+  &cli_verb_rct, &cli_verb_changes, &cli_verb_set,
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 

@@ -278,6 +278,99 @@ int vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
                              struct vhdkit_changes *out);
 void vhdkit_changes_free (struct vhdkit_changes *c);
 
+
+/* ---- VHD Sets (docs/FORMAT-vhds.md, docs/VHD-SETS.md) ----
+ *
+ * A set SET.vhds names a tree of images in its own folder: the base (a
+ * VHDX), differencing children (.avhdx), the current leaf that takes the
+ * writes, and snapshot records.  Every member stays a standard VHDX.
+ *
+ * Paths: vhdkit_disk_open ("SET.vhds") opens the leaf (read-write if
+ * asked); vhdkit_disk_open ("SET.vhds@<SnapshotId>") opens a snapshot
+ * read-only, also while the leaf is being written.  Every disk call then
+ * works as on an image; vhdkit_disk_get_changes on a disk opened through
+ * a set also takes a snapshot ID as LIMIT_ID and a TARGET snapshot.
+ *
+ * The operations below take the set's exclusive lock: while any disk of
+ * the set is open (or another operation runs) they fail with
+ * VHDKIT_RC_IN_USE.  Each is crash-safe: interrupted at any instant, the
+ * set opens to its old or its new state, and the next operation (or
+ * vhdkit_set_optimize) finishes what was left. */
+
+#define VHDKIT_GUID_STR 37             /* bytes of a GUID in text, with the NUL */
+
+/* ConvertVirtualHardDiskToVHDSet: make IMAGE (a VHDX; not a differencing
+ * image) the base of a new set SET_PATH (NULL = IMAGE with ".vhds" for
+ * its extension, in the same folder).  The image keeps its tracking
+ * state; if it has none, tracking is enabled with RCT_GRANULARITY (0 =
+ * the default) unless RCT_GRANULARITY is UINT32_MAX. */
+int vhdkit_set_convert (const char *image, const char *set_path,
+                        uint32_t rct_granularity);
+
+/* Take a snapshot: seal the leaf's current generation (its RCT ID goes
+ * into the record), freeze the leaf and make a new child the leaf.  ID
+ * NULL or "" = a random GUID; the snapshot ID is copied to OUT_ID
+ * (VHDKIT_GUID_STR bytes; may be NULL). */
+int vhdkit_set_snapshot (const char *set, const char *id, char *out_id);
+
+/* Msvm_VHDSnapshotInformation. */
+struct vhdkit_snapshot_info {
+  char *file_path;               /* the set */
+  char snapshot_id[VHDKIT_GUID_STR];
+  char *snapshot_path;           /* the frozen image; "" for a reference point */
+  char **parent_paths;           /* immediate parent first, root last */
+  size_t n_parent_paths;         /* (only with WANT_PARENTS) */
+  int64_t creation_time_ns;      /* since 1970-01-01 UTC */
+  char rct_id[VHDKIT_RCT_ID_MAX];   /* "" if taken without tracking */
+};
+
+/* Msvm_VHDSetInformation. */
+struct vhdkit_set_info {
+  char *path;
+  char **snapshot_ids;  size_t n_snapshot_ids;
+  char **all_paths;     size_t n_all_paths;   /* the leaf, then its parents
+                                                 to the base, then the other
+                                                 members, then unreferenced
+                                                 files of the set's name */
+  char *leaf_path;
+};
+
+int vhdkit_set_get_info (const char *set, struct vhdkit_set_info *out);
+void vhdkit_set_info_free (struct vhdkit_set_info *i);
+
+/* The records with the given IDS (all records if N_IDS is 0), oldest
+ * first.  An unknown ID fails with VHDKIT_RC_INVALID_STATE. */
+int vhdkit_set_get_snapshots (const char *set, const char *const *ids,
+                              size_t n_ids, bool want_parents,
+                              struct vhdkit_snapshot_info **out, size_t *n);
+void vhdkit_snapshots_free (struct vhdkit_snapshot_info *s, size_t n);
+
+/* DeleteVHDSnapshot: remove the record; with PERSIST_REFERENCE keep a
+ * reference point in its place, whose ID (and RCT ID) stays usable as a
+ * LimitId.  The snapshot's image is merged away when no other snapshot
+ * needs it on its own. */
+int vhdkit_set_delete_snapshot (const char *set, const char *id,
+                                bool persist_reference,
+                                vhdkit_progress_fn progress, void *opaque);
+
+/* Apply (revert to) a snapshot: the leaf is discarded and a new leaf
+ * starts from the snapshot's content.  Tracking counts every block
+ * changed since the snapshot as changed again (the revert writes it). */
+int vhdkit_set_apply_snapshot (const char *set, const char *id);
+
+/* OptimizeVHDSet: finish an interrupted operation, merge away images no
+ * snapshot needs, delete unreferenced files of the set's name. */
+int vhdkit_set_optimize (const char *set, vhdkit_progress_fn progress,
+                         void *opaque);
+
+/* SetVHDSnapshotInformation: overwrite the record with INFO's ID, or add
+ * one.  Settable: creation_time_ns, and for a new record snapshot_path
+ * (an image of the set that no record names and that is not the leaf)
+ * or rct_id (a reference point).  A record's RCT ID must be the one its
+ * image was sealed with (anything else could hide changes). */
+int vhdkit_set_set_snapshot_info (const char *set,
+                                  const struct vhdkit_snapshot_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "set/set.h"
 
 struct vhdkit_disk *
 disk_new (const char *path, unsigned flags)
@@ -35,6 +36,7 @@ disk_free (struct vhdkit_disk *d)
   if (d->parent)
     disk_free (d->parent);
   pthread_mutex_destroy (&d->lock);
+  if (d->set) set_close (d->set);
   free (d->path);
   free (d->parent_path);
   free (d);
@@ -168,6 +170,9 @@ vhdkit_disk_open (const char *path, unsigned flags)
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
     return NULL;
   }
+  /* SET.vhds and SET.vhds@ID (lib/set/set.c). */
+  if (set_path_split (path, NULL, NULL))
+    return set_disk_open (path, flags);
   struct vhdkit_disk *d = disk_open_depth (path, flags, 1, NULL);
   /* Tracking attaches to every top-level handle, however opened: a
    * write through any handle must be recorded. */
@@ -179,6 +184,12 @@ vhdkit_disk_open (const char *path, unsigned flags)
     return NULL;
   }
   return d;
+}
+
+struct vhdkit_disk *
+disk_open_untracked (const char *path, unsigned flags)
+{
+  return disk_open_depth (path, flags, 1, NULL);
 }
 
 /* ---- writes that change tracking sees ---- */

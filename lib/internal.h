@@ -91,6 +91,8 @@ struct vhdkit_disk {
   struct vhdkit_disk *parent;  /* NULL if none or not opened */
   unsigned depth;              /* 1 = no parent */
   struct rct *rct;             /* change tracking, if enabled */
+  struct set *set;             /* opened through a VHD Set (holds its lock) */
+  bool set_snapshot;           /* ... as one of its snapshots (read-only) */
 };
 
 /* Writes that every internal user (merge, convert) goes through, so that
@@ -116,6 +118,20 @@ int rct_before_data_write_guid (struct vhdkit_disk *d, const uint8_t guid[16]);
 int rct_resize_prepare (struct vhdkit_disk *d, uint64_t new_size);
 /* The virtual size changed (after the driver resized). */
 int rct_resized (struct vhdkit_disk *d, uint64_t old_size, uint64_t new_size);
+
+/* VHD Sets (lib/rct/rct.c): tracking of SRC_IMAGE copied to DST_IMAGE
+ * with DataWriteGuid DWG; a range marked changed now. */
+int rct_clone_files (const char *src_image, const char *dst_image, const uint8_t dwg[16]);
+int rct_mark_changed (struct vhdkit_disk *d, uint64_t off, uint64_t len);
+/* lib/set/set.c */
+struct set;
+void set_close (struct set *s);
+/* Open without attaching tracking (merges inside a set). */
+struct vhdkit_disk *disk_open_untracked (const char *path, unsigned flags);
+/* Merge CHILD into its parent, the parent taking NEXT as DataWriteGuid
+ * (NULL = random), with the parent's tracking detached. */
+int disk_merge_into_parent (const char *child_path, const uint8_t *next,
+                            vhdkit_progress_fn progress, void *opaque);
 
 /* Allocate a handle for PATH (no driver yet). */
 struct vhdkit_disk *disk_new (const char *path, unsigned flags);

@@ -319,6 +319,9 @@ merge_extent (void *opaque, uint64_t off, uint64_t len, int what)
   return r;
 }
 
+static int merge_impl (const char *child_path, const uint8_t *next_dwg, bool track_parent,
+                       vhdkit_progress_fn progress, void *opaque);
+
 /* Merge (docs/CRASH-SAFETY.md VX-8): first the child records, as
  * parent_linkage2, the DataWriteGuid the parent will take; then the
  * parent is written.  At every instant the child opens against its
@@ -329,6 +332,20 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
                    void *opaque)
 {
   clear_error ();
+  return merge_impl (child_path, NULL, true, progress, opaque);
+}
+
+int
+disk_merge_into_parent (const char *child_path, const uint8_t *next,
+                        vhdkit_progress_fn progress, void *opaque)
+{
+  return merge_impl (child_path, next, false, progress, opaque);
+}
+
+static int
+merge_impl (const char *child_path, const uint8_t *next_dwg, bool track_parent,
+            vhdkit_progress_fn progress, void *opaque)
+{
   struct vhdkit_disk *c = vhdkit_disk_open (child_path, VHDKIT_OPEN_RDWR);
   if (!c) return -1;
   struct merge m = { .child = c, .progress = progress, .opaque = opaque, .total = c->size };
@@ -340,7 +357,8 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
   char *ppath = strdup (c->parent_path);
   if (!ppath) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
   struct guid next;
-  if (guid_generate (&next) == -1) {
+  if (next_dwg) memcpy (next.b, next_dwg, 16);
+  else if (guid_generate (&next) == -1) {
     set_error_errno (errno, "%s: random GUID", child_path);
     free (ppath);
     goto out;
@@ -350,7 +368,8 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
    * through a second, writable one. */
   disk_close_unlocked (c->parent);
   c->parent = NULL;
-  m.parent = vhdkit_disk_open (ppath, VHDKIT_OPEN_RDWR);
+  m.parent = track_parent ? vhdkit_disk_open (ppath, VHDKIT_OPEN_RDWR)
+                          : disk_open_untracked (ppath, VHDKIT_OPEN_RDWR);
   free (ppath);
   if (!m.parent) { error_prefix ("%s: merge", child_path); goto out; }
   if (vhdx_preset_data_write_guid (m.parent, &next) == -1) goto out;
@@ -363,6 +382,9 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
   }
   if (!(m.buf = malloc (4 * MiB))) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
   r = c->drv->map_layer (c, 0, c->size, merge_extent, &m);
+  /* Inside a set the parent must end up with exactly NEXT (VS-6), also
+   * when the child held nothing. */
+  if (r == 0 && next_dwg) r = vhdx_take_data_write_guid (m.parent);
   if (r == 0) r = disk_flush (m.parent);
   /* The parent now durably has NEXT as its DataWriteGuid (if anything
    * was written): point both linkages at it, so that readers checking

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rct.h"
+#include "set/set.h"
 
 struct out {
   struct vhdkit_changes *c;
@@ -224,7 +225,33 @@ vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
   clear_error ();
   memset (out, 0, sizeof *out);
   pthread_mutex_lock (&d->lock);
-  int r = query_locked (d, limit_id, target, offset, length, max_ranges, out);
+  int r;
+  if (d->set) {
+    /* A set: snapshot IDs, and a target snapshot answered from its own
+     * sealed tracking state (docs/VHD-SETS.md). */
+    char buf[VHDKIT_RCT_ID_MAX];
+    const char *limit;
+    struct vhdkit_disk *td;
+    bool empty;
+    r = set_resolve_query (d, limit_id, target, buf, &limit, &td, &empty);
+    if (r == 0 && td) {
+      pthread_mutex_lock (&td->lock);
+      r = query_locked (td, limit, NULL, offset, length, max_ranges, out);
+      pthread_mutex_unlock (&td->lock);
+      if (r == 0 && empty) {          /* the same point: nothing changed */
+        vhdkit_changes_free (out);
+        out->processed = length;
+      }
+      struct saved_error e;
+      if (r == -1) error_save (&e);
+      vhdkit_disk_close (td);
+      if (r == -1) error_restore (&e);
+    }
+    else if (r == 0)
+      r = query_locked (d, limit, target, offset, length, max_ranges, out);
+  }
+  else
+    r = query_locked (d, limit_id, target, offset, length, max_ranges, out);
   pthread_mutex_unlock (&d->lock);
   return r;
 }

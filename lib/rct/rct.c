@@ -1123,3 +1123,97 @@ vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id)
   clear_error ();
   WITH_LOCK (d, checkpoint_locked (d, id));
 }
+
+/* ---- copies for VHD Sets ----
+ * The tracking state of SRC_IMAGE, closed cleanly, becomes that of
+ * DST_IMAGE (a new differencing child with the same content): the same
+ * epoch, tags and generations, the child's DataWriteGuid.  Written
+ * under a temporary name, flushed, renamed into place. */
+int
+rct_clone_files (const char *src_image, const char *dst_image, const uint8_t dwg[16])
+{
+  int r = -1;
+  char *src = sidecar (src_image, ".rct"), *dst = sidecar (dst_image, ".rct");
+  char *dmrt = sidecar (dst_image, ".mrt"), *tmp = NULL;
+  struct io *in = NULL, *out = NULL, *mo = NULL;
+  uint8_t *buf = NULL;
+  if (!src || !dst || !dmrt || asprintf (&tmp, "%s.tmp", dst) == -1) {
+    tmp = NULL;
+    set_error_errno (ENOMEM, "%s", dst_image);
+    goto out;
+  }
+  if (!(in = io_open (src, O_RDONLY, 0))) { set_error_errno (errno, "%s: open", src); goto out; }
+  struct rct_header h[2];
+  bool ok[2];
+  uint8_t hb[RCT_HDR_SIZE];
+  for (int i = 0; i < 2; i++) {
+    ok[i] = io_pread (in, hb, sizeof hb, (uint64_t) i * RCT_HDR_SIZE) == (ssize_t) sizeof hb &&
+            rct_decode_header (hb, &h[i]) == 0;
+  }
+  if (!ok[0] && !ok[1]) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: the tracking file has no valid header", src);
+    goto out;
+  }
+  struct rct_header nh = h[ok[0] && ok[1] ? (h[1].seq > h[0].seq) : ok[1]];
+  if (nh.session_dirty) {
+    set_error (VHDKIT_RC_FAILED, 0, "%s: internal error: tracking copied before a clean close", src);
+    goto out;
+  }
+  unlink (tmp);
+  if (!(out = io_open (tmp, O_RDWR | O_CREAT | O_EXCL, 0666))) { set_error_errno (errno, "%s: create", tmp); goto out; }
+  uint64_t size;
+  if (io_get_size (in, &size) == -1) { set_error_errno (errno, "%s", src); goto out; }
+  if (!(buf = malloc (MiB))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
+  /* Only the data parts: the file is sparse. */
+  int fd = in->fd;
+  for (off_t pos = RCT_HDR_SIZE * 2; (uint64_t) pos < size; ) {
+    off_t d0 = lseek (fd, pos, SEEK_DATA);
+    if (d0 == -1) break;                         /* ENXIO: only a hole left */
+    off_t h0 = lseek (fd, d0, SEEK_HOLE);
+    if (h0 == -1) h0 = (off_t) size;
+    for (off_t o = d0; o < h0; ) {
+      size_t n = (size_t) (h0 - o) < MiB ? (size_t) (h0 - o) : MiB;
+      if (io_pread_full (in, buf, n, (uint64_t) o) == -1 || io_pwrite (out, buf, n, (uint64_t) o) == -1) {
+        set_error_errno (errno, "%s: copy tracking data", dst);
+        goto out;
+      }
+      o += (off_t) n;
+    }
+    pos = h0;
+  }
+  if (io_truncate (out, size) == -1) { set_error_errno (errno, "%s", tmp); goto out; }
+  memcpy (nh.dwg.b, dwg, 16);
+  memset (nh.pending_dwg.b, 0, 16);
+  nh.image_format = VHDKIT_FORMAT_VHDX;
+  nh.st_dev = nh.st_ino = nh.st_size = nh.st_mtime_ns = nh.st_ctime_ns = 0;
+  for (int i = 0; i < 2; i++) {
+    nh.seq++;
+    rct_encode_header (&nh, hb);
+    if (io_pwrite (out, hb, sizeof hb, (uint64_t) i * RCT_HDR_SIZE) == -1) {
+      set_error_errno (errno, "%s: write", tmp);
+      goto out;
+    }
+  }
+  if (io_sync (out) == -1) { set_error_errno (errno, "%s: flush", tmp); goto out; }
+  /* An empty write-ahead map: the copy was closed cleanly. */
+  if (!(mo = io_open (dmrt, O_RDWR | O_CREAT | O_TRUNC, 0666)) || io_sync (mo) == -1) {
+    set_error_errno (errno, "%s", dmrt);
+    goto out;
+  }
+  if (rename (tmp, dst) == -1) { set_error_errno (errno, "%s: rename", dst); goto out; }
+  r = 0;
+ out:
+  if (in) io_close (in);
+  if (out) io_close (out);
+  if (mo) io_close (mo);
+  if (r == -1 && tmp) unlink (tmp);
+  free (buf); free (src); free (dst); free (dmrt); free (tmp);
+  return r;
+}
+
+/* Mark [OFF, OFF+LEN) of D changed now (VHD Set apply). */
+int
+rct_mark_changed (struct vhdkit_disk *d, uint64_t off, uint64_t len)
+{
+  return rct_note (d, off, len, false);
+}

@@ -915,6 +915,17 @@ vhdx_preset_data_write_guid (struct vhdkit_disk *d, const struct guid *dw)
   return 0;
 }
 
+/* Take the preset DataWriteGuid now, even if nothing is written. */
+int
+vhdx_take_data_write_guid (struct vhdkit_disk *d)
+{
+  if (d->drv != &vhdx_driver) {
+    set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: not a VHDX image", d->path);
+    return -1;
+  }
+  return vhdx_begin_write (d->priv, true);
+}
+
 /* Rewrite the child's parent locator with both linkages, through the
  * log.  The new item goes where the old one was if it fits, else after
  * the last item of the metadata region. */

@@ -158,6 +158,7 @@ int vhdx_set_linkage2 (struct vhdkit_disk *child, const struct guid *link);
 int vhdx_set_linkages (struct vhdkit_disk *child, const struct guid *link1,
                        const struct guid *link2);
 int vhdx_preset_data_write_guid (struct vhdkit_disk *d, const struct guid *dw);
+int vhdx_take_data_write_guid (struct vhdkit_disk *d);
 
 /* vhdx.c, for check.c */
 int vhdx_open_io (struct vhdkit_disk *d, struct io *io, const uint64_t *chain_ids,
