@@ -757,7 +757,9 @@ vhdkit_set_snapshot (const char *setpath, const char *id, char *out_id)
     goto out_unlink;
   }
   s->v.leaf = ni;
-  if (set_commit (s) == -1) goto out_unlink;
+  /* A failed commit may still have reached the disk: the new files
+   * stay (an unreferenced one is removed by set optimize, VS-4). */
+  if (set_commit (s) == -1) goto out;
   if (out_id) guid_text (&rec.id, out_id);
   r = 0;
   goto out;
@@ -921,7 +923,7 @@ vhdkit_set_apply_snapshot (const char *setpath, const char *id)
   uint32_t parent_of_old = s->v.m[old_leaf].parent;
   vhds_remove_member (&s->v, old_leaf);
   if (parent_of_old != VHDS_NONE && parent_of_old > old_leaf) parent_of_old--;
-  if (set_commit (s) == -1) goto out_unlink;
+  if (set_commit (s) == -1) goto out;    /* see vhdkit_set_snapshot */
   unlink_image (lp);                     /* VS-4: after the commit */
   r = 0;
   /* The old leaf's ancestors that only it needed go too. */
