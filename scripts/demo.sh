@@ -113,4 +113,22 @@ compare_images vhdx base.vhdx base-expected.raw
 compare_images raw child.raw child-expected.raw
 
 echo
-echo "demo: PASSED (create, write, info, read, differencing child, check, convert)"
+echo "== Change tracking and a VHD Set with snapshots"
+step "vhdkit create vm.vhdx --size 4G"
+step "vhdkit write vm.vhdx --offset 0 < a.bin"
+step "vhdkit set convert vm.vhdx"
+step "s1=\$(vhdkit set snapshot vm.vhds); echo \"snapshot 1: \$s1\""
+step "vhdkit write vm.vhds --offset 1G < b.bin"
+step "s2=\$(vhdkit set snapshot vm.vhds); echo \"snapshot 2: \$s2\""
+step "vhdkit write vm.vhds --offset 2G --length 1M --zero"
+echo "# what an incremental backup of snapshot 2 copies (changed since snapshot 1):"
+step "vhdkit changes vm.vhds --limit-id \$s1 --target-snapshot-id \$s2 --all"
+echo "# and what changed since snapshot 2 in the live disk:"
+step "vhdkit changes vm.vhds --limit-id \$s2 --all --kinds"
+same_sha "snapshot 1 still reads the first state" "vhdkit read vm.vhds@\$s1 --offset 0 --length 1M" "head -c 1M a.bin"
+step "vhdkit set delete vm.vhds \$s1 --persist-reference --no-progress"
+step "vhdkit set snapshots vm.vhds"
+step "vhdkit set info vm.vhds"
+
+echo
+echo "demo: PASSED (create, write, info, read, differencing child, check, convert, change tracking, VHD Sets)"
