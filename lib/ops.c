@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "internal.h"
+#include "set/set.h"
 #include "vhdx/vhdx.h"
 
 static int
@@ -419,6 +420,23 @@ vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque)
   if (!path || !*path) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
     return -1;
+  }
+  if (set_path_split (path, NULL, NULL)) {
+    /* A VHD Set: the set file, the chain it names (VS-3), and every
+     * image of the chain. */
+    struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
+    if (!d) {
+      if (vhdkit_get_error_code () != VHDKIT_RC_FAILED) return -1;
+      if (report) report (opaque, vhdkit_get_error ());
+      return 1;
+    }
+    int worst = 0;
+    for (struct vhdkit_disk *m = d; m && worst != -1; m = m->parent) {
+      int r = vhdx_check (m->path, report, opaque);
+      if (r != 0) worst = r;
+    }
+    vhdkit_disk_close (d);
+    return worst;
   }
   int fmt = vhdkit_probe_format (path);
   if (fmt == VHDKIT_FORMAT_UNKNOWN) {

@@ -41,6 +41,8 @@ probe_io (struct io *io, const char *path)
     return VHDKIT_FORMAT_VHDX;
   if (r == 8 && memcmp (sig, "conectix", 8) == 0)
     return VHDKIT_FORMAT_VHD;
+  if (r == 8 && memcmp (sig, "VHDKSET1", 8) == 0)
+    return VHDKIT_FORMAT_VHDSET;          /* docs/FORMAT-vhds.md */
   if (size >= 512) {
     if (io_pread (io, sig, sizeof sig, size - 512) == 8 &&
         memcmp (sig, "conectix", 8) == 0)
