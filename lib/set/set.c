@@ -17,6 +17,7 @@
 #include "set.h"
 #include "io/io.h"
 #include "rct/rct.h"
+#include "endian.h"
 
 /* ---- paths ---- */
 
@@ -103,7 +104,13 @@ set_open (const char *path, bool exclusive)
   char why[2][300];
   bool ok[2];
   for (int i = 0; i < 2; i++) {
-    ssize_t n = io_pread (s->io, buf, VHDS_SLOT, (uint64_t) i * VHDS_SLOT);
+    /* The header says how long the copy is; read no more than that. */
+    ssize_t n = io_pread (s->io, buf, VHDS_HDR, (uint64_t) i * VHDS_SLOT);
+    if (n == VHDS_HDR) {
+      uint32_t len = get_le32 (buf + 24);
+      if (len > VHDS_HDR && len <= VHDS_SLOT)
+        n = io_pread (s->io, buf, len, (uint64_t) i * VHDS_SLOT);
+    }
     if (n < 0) { set_error_errno (errno, "%s: read", path); goto fail; }
     ok[i] = vhds_decode (buf, (size_t) n, &v[i], why[i], sizeof why[i]) == 0;
   }
