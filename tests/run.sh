@@ -59,8 +59,9 @@ corpus=$(realpath -m -- "${VHDKIT_CORPUS:-$TOP/../shared/corpus}")
 logdir=$build/test-logs
 mkdir -p "$logdir" || exit 1
 
-# Shell tests that are also run against the ASan+UBSan build.
-asan_shell_dirs=(corpus badinput)
+# Shell tests that are also run against the ASan+UBSan build: whole
+# directories, or single tests by name.
+asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
 
 # ---- collect the tests -------------------------------------------------
 # Parallel arrays, one entry per test run:
@@ -111,7 +112,7 @@ add_shells () {   # add_shells BUILD ASAN PREFIX [DIR...]
     if [ $# -gt 0 ]; then
       ok=
       for d in "$@"; do
-        case $n in "$d"/*) ok=1 ;; esac
+        case $n in "$d"/*|"$d") ok=1 ;; esac
       done
       [ -n "$ok" ] || continue
     fi

@@ -272,14 +272,23 @@ same_file (const char *a, const char *b)
 static int
 check_chain (struct set *s, struct vhdkit_disk *d, uint32_t m)
 {
+  const char *prev = NULL;
   for (;;) {
     char *mp = set_member_path (s, m);
     if (!mp) return -1;
     bool same = same_file (d->path, mp);
     free (mp);
     if (!same) {
-      set_error (VHDKIT_RC_FAILED, 0, "%s: the set is damaged: it names %s where the images name %s",
-                 s->path, s->v.m[m].name, d->path);
+      set_error (VHDKIT_RC_FAILED, 0, "%s: the set is damaged: it names %s where %s",
+                 s->path, s->v.m[m].name,
+                 prev ? "the parent locator of the image before it names another file" : "it opened another file");
+      if (prev) {
+        char *msg = strdup (vhdkit_get_error ());
+        if (msg) {
+          set_error (VHDKIT_RC_FAILED, 0, "%s (%s names %s as its parent)", msg, prev, d->path);
+          free (msg);
+        }
+      }
       return -1;
     }
     uint32_t p = s->v.m[m].parent;
@@ -291,6 +300,7 @@ check_chain (struct set *s, struct vhdkit_disk *d, uint32_t m)
       return -1;
     }
     if (!d->parent) return 0;          /* VHDKIT_OPEN_NO_PARENT */
+    prev = d->path;
     d = d->parent;
     m = p;
   }
@@ -637,6 +647,20 @@ vhdkit_set_convert (const char *image, const char *set_path, uint32_t gran)
   if (exists (sp)) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, EEXIST, "%s: already exists", sp);
     goto out;
+  }
+  {
+    /* The description first: nothing changes if the set cannot exist. */
+    struct vhds t = { .leaf = 0 };
+    const char *bn0 = strrchr (image, '/') ? strrchr (image, '/') + 1 : image;
+    char why0[300];
+    int bad = strlen (bn0) >= VHDS_NAME_MAX ? -2 : vhds_add_member (&t, bn0, VHDS_NONE, NULL);
+    if (bad == 0) bad = vhds_validate (&t, why0, sizeof why0);
+    else snprintf (why0, sizeof why0, "the file name is too long");
+    vhds_free (&t);
+    if (bad != 0) {
+      set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: cannot be the base of a set: %s", image, why0);
+      goto out;
+    }
   }
   d = vhdkit_disk_open (image, VHDKIT_OPEN_RDWR);
   if (!d) goto out;
@@ -1111,6 +1135,12 @@ vhdkit_set_get_info (const char *setpath, struct vhdkit_set_info *out)
     if (push_str (&out->snapshot_ids, &out->n_snapshot_ids, strdup (t)) == -1) goto nomem;
   }
   /* The leaf and its parents first, then the other members. */
+  /* Every member must exist in the set's folder (VS-2). */
+  for (uint32_t m = 0; m < s->v.nmembers; m++) {
+    char *mp = set_member_path (s, m);
+    if (!mp) goto out;
+    free (mp);
+  }
   for (uint32_t m = s->v.leaf; m != VHDS_NONE; m = s->v.m[m].parent) {
     listed[m] = true;
     if (push_str (&out->all_paths, &out->n_all_paths, set_file (s, s->v.m[m].name, NULL)) == -1) goto nomem;
@@ -1180,7 +1210,8 @@ vhdkit_set_get_snapshots (const char *setpath, const char *const *ids, size_t n_
     a[k].creation_time_ns = rec->ctime_ns;
     if (rec->flags & VHDS_REC_HAS_RCT) record_rct_id (rec, a[k].rct_id);
     if (!(a[k].file_path = set_file (s, s->stem, ".vhds"))) goto nomem;
-    a[k].snapshot_path = rec->member == VHDS_NONE ? strdup ("") : set_file (s, s->v.m[rec->member].name, NULL);
+    a[k].snapshot_path = rec->member == VHDS_NONE ? strdup ("") : set_member_path (s, rec->member);
+    if (!a[k].snapshot_path && rec->member != VHDS_NONE) goto out;
     if (!a[k].snapshot_path) goto nomem;
     if (want_parents && rec->member != VHDS_NONE)
       for (uint32_t m = s->v.m[rec->member].parent; m != VHDS_NONE; m = s->v.m[m].parent)

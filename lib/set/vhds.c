@@ -25,8 +25,12 @@ bad (char *why, size_t n, const char *fmt, ...)
 static bool
 name_ok (const char *s)
 {
-  return s[0] && strchr (s, '/') == NULL && strcmp (s, ".") != 0 && strcmp (s, "..") != 0 &&
-    strcasestr (s, ".vhds") == NULL;     /* a member is never a set itself */
+  if (!s[0] || strchr (s, '/') || strcmp (s, ".") == 0 || strcmp (s, "..") == 0)
+    return false;
+  /* A member is never a set itself: no name a set path would match. */
+  for (const char *p = s; (p = strcasestr (p, ".vhds")); p++)
+    if (p[5] == '\0' || p[5] == '@') return false;
+  return true;
 }
 
 int
@@ -47,7 +51,9 @@ vhds_validate (const struct vhds *v, char *why, size_t n)
       if (strcmp (v->m[j].name, m->name) == 0)
         return bad (why, n, "members %" PRIu32 " and %" PRIu32 " are the same file \"%s\"", j, i, m->name);
     if (m->parent == VHDS_NONE) { roots++; continue; }
-    if (m->parent >= v->nmembers || m->parent == i)
+    if (m->parent == i)
+      return bad (why, n, "member %" PRIu32 " (%s) is its own parent", i, m->name);
+    if (m->parent >= v->nmembers)
       return bad (why, n, "member %" PRIu32 " (%s) has parent %" PRIu32 ", which does not exist", i, m->name, m->parent);
     /* Following parents must reach the base: no loops. */
     uint32_t p = i, steps = 0;
