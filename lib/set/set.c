@@ -423,7 +423,8 @@ set_resolve_query (struct vhdkit_disk *d, const char *limit_id, const char *targ
   }
   char *mp = set_member_path (s, tr->member);
   if (!mp) return -1;
-  *td = vhdkit_disk_open (mp, VHDKIT_OPEN_RDONLY);
+  /* Only its tracking is read: not its parents. */
+  *td = vhdkit_disk_open (mp, VHDKIT_OPEN_RDONLY | VHDKIT_OPEN_NO_PARENT);
   free (mp);
   if (!*td) { error_prefix ("%s: target snapshot %s", s->path, target); return -1; }
   *empty = lgen == tr->gen;
