@@ -3,7 +3,8 @@
 #   make run    install what is missing, build, run the demonstration
 #   make fuzz   build libFuzzer targets and run each for FUZZ_SECONDS
 #   make bench  run the benchmarks in bench/ (long)
-#   make soak   run the change-tracking model test for a million steps
+#   make soak   run the change-tracking model test for a million steps and
+#               the VHD Set model test for SET_SOAK_STEPS (default 20000)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -85,12 +86,15 @@ $(B)/tests/fuzz-%-replay: tests/fuzz/fuzz-%.c tests/fuzz/replay-main.c $(B)/libv
 bench: all
 	bench/run.sh
 	bench/rct.sh
+	bench/set.sh
 
 # The change-tracking model test with a million steps (hours on 2 cores;
 # make test runs a few thousand).
 SOAK_STEPS ?= 1000000
+SET_SOAK_STEPS ?= 20000
 soak: all
 	VHDKIT_RCT_MODEL_STEPS=$(SOAK_STEPS) $(B)/tests/test-rct-model
+	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
 
 clean:
 	rm -rf build build-asan build-fuzz

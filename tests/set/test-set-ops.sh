@@ -103,6 +103,19 @@ fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
 r = subprocess.run([sys.argv[2], 'set', 'snapshot', sys.argv[1]], capture_output=True, text=True)
 sys.exit(0 if r.returncode == 1 and '(32774)' in r.stderr else 1)
 PY
+# A snapshot reads while the leaf is held open for writing (its image
+# locked exclusively, the set shared, as vhdkit_disk_open does).
+python3 - "$T/d.vhds" "$V" "$S1" "$h1" <<'PY' || fail "a snapshot could not be read while the leaf was open for writing"
+import fcntl, hashlib, json, subprocess, sys
+setp, v, s1, h1 = sys.argv[1:5]
+leaf = json.loads(subprocess.run([v, 'set', 'info', setp, '--json'], capture_output=True, text=True).stdout)['LeafPath']
+f = open(setp, 'rb'); fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+g = open(leaf, 'rb'); fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB)
+r = subprocess.run([v, 'read', setp + '@' + s1], capture_output=True)
+w = subprocess.run([v, 'write', setp, '--offset', '0', '--length', '4096', '--zero'], capture_output=True, text=True)
+ok = r.returncode == 0 and hashlib.sha256(r.stdout).hexdigest() == h1 and w.returncode == 1 and '(32774)' in w.stderr
+sys.exit(0 if ok else 1)
+PY
 info "locks: ok"
 
 # ---- delete: merge, reference point ----
