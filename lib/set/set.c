@@ -1139,7 +1139,7 @@ vhdkit_set_get_info (const char *setpath, struct vhdkit_set_info *out)
   /* Every member must exist in the set's folder (VS-2). */
   for (uint32_t m = 0; m < s->v.nmembers; m++) {
     char *mp = set_member_path (s, m);
-    if (!mp) goto out;
+    if (!mp) { vhdkit_set_info_free (out); goto out; }
     free (mp);
   }
   for (uint32_t m = s->v.leaf; m != VHDS_NONE; m = s->v.m[m].parent) {
