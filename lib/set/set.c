@@ -473,6 +473,26 @@ unlink_image (const char *image)
   unlink_sidecars (image);
 }
 
+/* Cleanup on a failure path: the error of the failure stays. */
+static void
+unlink_image_keep_error (const char *image)
+{
+  struct saved_error e;
+  error_save (&e);
+  unlink_image (image);
+  error_restore (&e);
+}
+
+static void
+close_keep_error (struct vhdkit_disk *d)
+{
+  if (!d) return;
+  struct saved_error e;
+  error_save (&e);
+  vhdkit_disk_close (d);
+  error_restore (&e);
+}
+
 /* A fresh member name: SETNAME_<GUID>.avhdx (VS-4). */
 static int
 new_member_name (struct set *s, char *name, size_t n)
@@ -796,19 +816,9 @@ vhdkit_set_snapshot (const char *setpath, const char *id, char *out_id)
   r = 0;
   goto out;
  out_unlink:
-  {
-    struct saved_error e;
-    error_save (&e);
-    unlink_image (np);
-    error_restore (&e);
-  }
+  unlink_image_keep_error (np);
  out:
-  if (d) {
-    struct saved_error e;
-    error_save (&e);
-    vhdkit_disk_close (d);
-    error_restore (&e);
-  }
+  close_keep_error (d);
   free (lp);
   free (np);
   set_close (s);
@@ -970,19 +980,9 @@ vhdkit_set_apply_snapshot (const char *setpath, const char *id)
   }
   goto out;
  out_unlink:
-  {
-    struct saved_error e;
-    error_save (&e);
-    unlink_image (np);
-    error_restore (&e);
-  }
+  unlink_image_keep_error (np);
  out:
-  if (d) {
-    struct saved_error e;
-    error_save (&e);
-    vhdkit_disk_close (d);
-    error_restore (&e);
-  }
+  close_keep_error (d);
   free (lp); free (fp); free (np);
   set_close (s);
   return r;
