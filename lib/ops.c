@@ -333,6 +333,13 @@ vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
                    void *opaque)
 {
   clear_error ();
+  if (child_path && set_path_split (child_path, NULL, NULL)) {
+    /* The leaf's parent is a snapshot's frozen image (VS-5). */
+    set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
+               "%s: merging the leaf of a VHD Set into its parent would change a snapshot; "
+               "use vhdkit set delete (or optimize) instead", child_path);
+    return -1;
+  }
   return merge_impl (child_path, NULL, true, progress, opaque);
 }
 

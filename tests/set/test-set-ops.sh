@@ -81,6 +81,8 @@ expect_code 32770 "$V" changes plain.vhdx --limit-id "$P" --target-snapshot-id "
 expect_code 32769 "$V" write d.vhds@"$S1" --offset 0 --length 4096 --zero
 expect_code 32775 "$V" read d.vhds@99999999-9999-4999-8999-999999999999 --length 512
 expect_code 32773 "$V" read d.vhds@nope --length 512
+expect_code 32770 "$V" merge d.vhds
+[ "$(sha d.vhds@"$S1")" = "$h1" ] || fail "S1 changed by a refused merge"
 info "snapshots and changes: ok"
 
 # ---- info and snapshots output ----
