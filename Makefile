@@ -43,7 +43,7 @@ $(B)/libvhdkit.so: $(LIB_OBJ)
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libvhdkit.a
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 

@@ -43,190 +43,30 @@
  * Exit status: 0 pass, 1 fail (the seed and a rerun command are printed).
  */
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "vhdkit.h"
 
-#define UNIT 512u               /* the byte model's unit (torn-write grain) */
-#define SIM_EXIT_CRASH 99
-
-/* ---- failure reporting ---- */
-
-static uint64_t g_seed;         /* the run's seed */
-static char g_ctx[512];         /* where we are: phase, config, step */
-static char g_dir[512];         /* work directory */
-static char g_lastop[256];      /* the last op issued */
-static bool g_trace;            /* VHDKIT_RCT_MODEL_TRACE=1: print every op */
-
-#define TRACE(...) do { if (g_trace) { fprintf (stderr, "+ " __VA_ARGS__); \
-      fputc ('\n', stderr); } } while (0)
-
-static void fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2), noreturn));
-static void
-fail (const char *fmt, ...)
-{
-  va_list ap;
-
-  fprintf (stderr, "FAIL [seed=%" PRIu64 "] %s (last op: %s): ", g_seed,
-           g_ctx, g_lastop);
-  va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "\n");
-  fflush (stderr);
-  exit (1);
-}
-
-static void
-fail_lib (const char *what)
-{
-  fail ("%s failed: rc %" PRIu32 " (%s), errno %d: %s", what,
-        vhdkit_get_error_code (), vhdkit_rc_name (vhdkit_get_error_code ())
-        ? vhdkit_rc_name (vhdkit_get_error_code ()) : "?",
-        vhdkit_get_errno (), vhdkit_get_error ());
-}
-
-static void setop (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-setop (const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (g_lastop, sizeof g_lastop, fmt, ap);
-  va_end (ap);
-  TRACE ("%s", g_lastop);
-}
-
-/* ---- random numbers (splitmix64) ---- */
-
-static uint64_t rng;
-
-static uint64_t
-rnd (void)
-{
-  uint64_t z = (rng += UINT64_C (0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
-  return z ^ (z >> 31);
-}
-
-static uint64_t rnd_below (uint64_t n) { return n ? rnd () % n : 0; }
-static bool chance (unsigned pct) { return rnd_below (100) < pct; }
+#define MODEL_NAME "rct-model"
+#define MODEL_ENV "VHDKIT_RCT_MODEL_"
+#define MODEL_PATH_MAX 600
+#define MODEL_LASTOP_MAX 256
+#include "model-util.h"
 
 /* ---- helpers ---- */
-
-static char *
-pathf (const char *fmt, ...)
-{
-  static char bufs[8][600];
-  static unsigned i;
-  char *p = bufs[i++ % 8];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (p, sizeof bufs[0], fmt, ap);
-  va_end (ap);
-  return p;
-}
 
 static bool
 file_exists (const char *p)
 {
   return access (p, F_OK) == 0;
-}
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-env_u64 (const char *name, uint64_t dflt)
-{
-  const char *s = getenv (name);
-  char *end;
-  unsigned long long v;
-
-  if (s == NULL || *s == '\0')
-    return dflt;
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || *end) {
-    fprintf (stderr, "test-rct-model: bad %s=%s\n", name, s);
-    exit (2);
-  }
-  return v;
-}
-
-static void *
-xcalloc (size_t n, size_t sz)
-{
-  void *p = calloc (n ? n : 1, sz);
-  if (!p) {
-    perror ("calloc");
-    exit (2);
-  }
-  return p;
-}
-
-/* ---- the content pattern: each 512-byte unit says which op wrote it ---- */
-
-static inline uint64_t
-patword (uint32_t tag, uint64_t unit, unsigned w)
-{
-  return ((uint64_t) tag << 32) | (uint32_t) (unit * 64 + w + 1);
-}
-
-static void
-fill_pattern (void *buf, uint64_t off, uint64_t len, uint32_t tag)
-{
-  uint64_t *w = buf;
-  uint64_t u, first = off / UNIT;
-  unsigned i;
-
-  for (u = 0; u < len / UNIT; u++)
-    for (i = 0; i < UNIT / 8; i++)
-      w[u * (UNIT / 8) + i] = patword (tag, first + u, i);
-}
-
-/* The tag a unit holds, or UINT64_MAX if it is neither zeros nor a whole
- * pattern. */
-static uint64_t
-unit_tag (const void *p, uint64_t unit)
-{
-  const uint64_t *w = p;
-  uint32_t tag = (uint32_t) (w[0] >> 32);
-  unsigned i;
-
-  if (w[0] == 0) {
-    for (i = 1; i < UNIT / 8; i++)
-      if (w[i] != 0)
-        return UINT64_MAX;
-    return 0;
-  }
-  if (tag == 0)
-    return UINT64_MAX;
-  for (i = 0; i < UNIT / 8; i++)
-    if (w[i] != patword (tag, unit, i))
-      return UINT64_MAX;
-  return tag;
 }
 
 /* ---- the model ---- */
@@ -485,9 +325,6 @@ rnd_cap (void)
   }
 }
 
-static unsigned char *iobuf;
-#define IOBUF (4u << 20)
-
 /* The first byte of [O, O+L) that does not read as zero, or UINT64_MAX:
  * from the byte model when it is exact, else from the disk. */
 static uint64_t
@@ -515,9 +352,6 @@ zero_kind_violation (struct vhdkit_disk *d, const struct model *m,
   return UINT64_MAX;
 }
 
-struct qstats { uint64_t queries, calls; };
-static struct qstats qs;
-
 /* Query ID over [a, a+len) with output cap CAP, paging on processed; check
  * every page's structure, and that the answer equals the model (EXACT) or
  * covers it. */
@@ -528,7 +362,6 @@ check_query (struct vhdkit_disk *d, const struct model *m,
 {
   static struct rlist got, want, wanthi, page;
   uint64_t off = a, end = a + len;
-  size_t eff_cap = cap ? cap : VHDKIT_CHANGES_DEFAULT_MAX;
   unsigned pages = 0;
 
   qs.queries++;
@@ -536,12 +369,10 @@ check_query (struct vhdkit_disk *d, const struct model *m,
   do {
     struct vhdkit_changes c;
     uint64_t rem = end - off;
+    const char *why;
     size_t i;
 
-    memset (&c, 0xa5, sizeof c);
-    qs.calls++;
-    if (vhdkit_disk_get_changes (d, idr->id, rnd_target (), off, rem, cap,
-                                 &c) == -1)
+    if (get_page (d, idr->id, rnd_target (), off, rem, cap, &c) == -1)
       fail_lib (pathf ("get_changes(%s, offset %" PRIu64 ", length %" PRIu64
                        ", cap %zu)", idr->id, off, rem, cap));
 #define QFAIL(...) do {                                                 \
@@ -555,27 +386,13 @@ check_query (struct vhdkit_disk *d, const struct model *m,
       vhdkit_changes_free (&c);
       break;
     }
-    if (c.processed == 0)
-      QFAIL ("no forward progress (processed 0 with ByteLength > 0)");
-    if (c.processed > rem)
-      QFAIL ("processed exceeds ByteLength %" PRIu64, rem);
-    if (c.count > eff_cap)
-      QFAIL ("more ranges than the cap");
-    if (c.count > 0 && (c.offsets == NULL || c.lengths == NULL))
-      QFAIL ("NULL arrays with ranges");
-    if (c.processed < rem && c.count != eff_cap)
-      QFAIL ("processed < ByteLength although the cap was not reached");
+    if ((why = page_problem (&c, rem, cap)) != NULL)
+      QFAIL ("%s", why);
     rl_clear (&page);
     for (i = 0; i < c.count; i++) {
       uint64_t o = c.offsets[i], l = c.lengths[i];
-      if (l == 0 || o % m->lss || l % m->lss)
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") empty or not sector aligned", i, o, l);
-      if (o < off || o + l > off + c.processed)
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") outside the processed window", i, o, l);
-      if (i > 0 && o <= c.offsets[i - 1] + c.lengths[i - 1])
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") overlaps, precedes or touches the one before (not sorted/coalesced)", i, o, l);
-      if (c.kinds && c.kinds[i] > VHDKIT_CHANGE_ZERO)
-        QFAIL ("range %zu has kind %u", i, c.kinds[i]);
+      if ((why = range_problem (&c, i, off, m->lss, " (not sorted/coalesced)")) != NULL)
+        QFAIL ("%s", why);
       /* "zero": the range reads as zeros and need not be read
        * (docs/vhdkit.1.md --kinds): a backup skips reading it. */
       if (c.kinds && c.kinds[i] == VHDKIT_CHANGE_ZERO) {
@@ -689,19 +506,6 @@ check_one_call (struct vhdkit_disk *d, const struct model *m,
           " of %" PRIu64 " with %zu ranges", idr->id, c.processed, m->size,
           c.count);
   vhdkit_changes_free (&c);
-}
-
-/* A call that must fail with RC. */
-static void
-expect_rc (uint32_t rc, int r, const char *what)
-{
-  if (r != -1)
-    fail ("%s succeeded; expected return code %" PRIu32, what, rc);
-  if (vhdkit_get_error_code () != rc)
-    fail ("%s: expected return code %" PRIu32 ", got %" PRIu32 ": %s", what,
-          rc, vhdkit_get_error_code (), vhdkit_get_error ());
-  if (vhdkit_get_error ()[0] == '\0')
-    fail ("%s: no error sentence", what);
 }
 
 static int
@@ -853,19 +657,11 @@ check_id_form (const char *id, const char *epoch)
 }
 
 static void
-get_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
-{
-  memset (st, 0, sizeof *st);
-  if (vhdkit_rct_status (d, st) == -1)
-    fail_lib ("rct_status");
-}
-
-static void
 check_status (struct vhdkit_disk *d, const struct model *m, bool exact)
 {
   struct vhdkit_rct_status st;
 
-  get_status (d, &st);
+  get_rct_status (d, &st);
   if (!st.enabled)
     fail ("status says tracking is disabled");
   if (st.granularity != m->g)
@@ -887,7 +683,7 @@ do_checkpoint (struct vhdkit_disk *d, struct model *m)
   char id[VHDKIT_RCT_ID_MAX];
   unsigned long gen;
 
-  get_status (d, &before);
+  get_rct_status (d, &before);
   memset (id, 0, sizeof id);
   if (vhdkit_rct_checkpoint (d, id) == -1)
     fail_lib ("rct_checkpoint");
@@ -896,7 +692,7 @@ do_checkpoint (struct vhdkit_disk *d, struct model *m)
   if (gen != before.generation)
     fail ("checkpoint returned generation %lu, status said %" PRIu32
           " was being written", gen, before.generation);
-  get_status (d, &after);
+  get_rct_status (d, &after);
   if (after.generation <= before.generation)
     fail ("generation did not advance after a checkpoint (%" PRIu32 " -> %" PRIu32 ")",
           before.generation, after.generation);
@@ -984,52 +780,10 @@ close_disk (struct vhdkit_disk *d)
 static void
 rnd_range (const struct model *m, uint64_t *off, uint64_t *len)
 {
-  static uint64_t prev;
-  uint64_t secs = m->size / m->lss, spg = m->g / m->lss, o, n, b;
-
-  switch (rnd_below (6)) {
-  case 0:
-    o = rnd_below (secs);
-    n = 1 + rnd_below (16);
-    break;
-  case 1:                               /* across a block boundary */
-    b = 1 + rnd_below (m->size / m->g > 1 ? m->size / m->g - 1 : 1);
-    n = 1 + rnd_below (spg < 8 ? spg : 8);
-    o = b * spg >= n ? b * spg - n : 0;
-    n += 1 + rnd_below (spg < 16 ? spg : 16);
-    break;
-  case 2:                               /* whole blocks */
-    o = rnd_below (secs / spg) * spg;
-    n = (1 + rnd_below (3)) * spg;
-    break;
-  case 3:                               /* large */
-    o = rnd_below (secs);
-    n = 1 + rnd_below ((2u << 20) / m->lss);
-    break;
-  case 4:                               /* near the previous one */
-    o = prev / m->lss + rnd_below (2 * spg + 1);
-    o = o > spg ? o - spg : 0;
-    n = 1 + rnd_below (2 * spg);
-    break;
-  default:
-    o = rnd_below (secs);
-    n = 1 + rnd_below (spg * 3);
-    break;
-  }
-  if (o >= secs)
-    o = secs - 1;
-  if (o + n > secs)
-    n = secs - o;
-  if (n > WBUF / m->lss)
-    n = WBUF / m->lss;
-  *off = o * m->lss;
-  *len = n * m->lss;
-  prev = *off;
+  rnd_range_in (m->size, m->g, m->lss, WBUF, off, len);
 }
 
 /* ---- clean phase ---- */
-
-static unsigned char *wbuf;
 
 static void
 op_write (struct vhdkit_disk *d, struct model *m, int kind, uint64_t off,
@@ -1117,7 +871,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
       d = open_disk (path, c, VHDKIT_OPEN_RDWR);
       {
         struct vhdkit_rct_status st;
-        get_status (d, &st);
+        get_rct_status (d, &st);
         if (st.recovered)
           fail ("Recovered is set after a clean close");
       }
@@ -1156,7 +910,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
         fail ("tracking files are left after disable");
       {
         struct vhdkit_rct_status st;
-        get_status (d, &st);
+        get_rct_status (d, &st);
         if (st.enabled)
           fail ("status says enabled after disable");
       }
@@ -1285,7 +1039,7 @@ run_ops (const char *path, const struct config *c, struct model *m,
     struct rec r;
     if (vhdkit_rct_enable (d, c->g) == -1)
       fail_lib ("rct_enable");
-    get_status (d, &st);
+    get_rct_status (d, &st);
     memset (&r, 0, sizeof r);
     r.kind = R_EPOCH;
     snprintf (r.id, sizeof r.id, "%s", st.epoch);
@@ -1365,42 +1119,6 @@ clear_dir (const char *d_)
       unlink (pathf ("%s/%s", d, e->d_name));
   if (dir)
     closedir (dir);
-}
-
-/* fork, set VHDKIT_SIM (or unset), run FN, exit with its status. */
-static int
-in_child (const char *sim, const char *count_file, void (*fn) (void *),
-          void *arg)
-{
-  pid_t pid;
-  int st;
-
-  fflush (stdout);
-  fflush (stderr);
-  pid = fork ();
-  if (pid == -1) {
-    perror ("fork");
-    exit (2);
-  }
-  if (pid == 0) {
-    alarm (600);
-    if (sim)
-      setenv ("VHDKIT_SIM", sim, 1);
-    else
-      unsetenv ("VHDKIT_SIM");
-    if (count_file)
-      setenv ("VHDKIT_SIM_COUNT_FILE", count_file, 1);
-    else
-      unsetenv ("VHDKIT_SIM_COUNT_FILE");
-    fn (arg);
-    exit (0);
-  }
-  while (waitpid (pid, &st, 0) == -1)
-    if (errno != EINTR) {
-      perror ("waitpid");
-      exit (2);
-    }
-  return st;
 }
 
 struct crash_job {
@@ -1531,7 +1249,7 @@ crash_verify_child (void *arg)
            " units differ from before it", inflight->kind, inflight->off,
            inflight->len, landed);
   }
-  get_status (d, &st);
+  get_rct_status (d, &st);
   if (!st.enabled)
     fail ("tracking is disabled after a crash");
   if (strcmp (st.epoch, epoch) != 0)
@@ -1594,7 +1312,7 @@ crash_verify_child (void *arg)
     check_data (d, &m, 0, m.size);
     close_disk (d);
     d = open_disk (path, c, VHDKIT_OPEN_RDWR);
-    get_status (d, &st);
+    get_rct_status (d, &st);
     if (st.recovered)
       fail ("Recovered is set after a clean close that followed recovery");
   }
@@ -1607,23 +1325,6 @@ crash_verify_child (void *arg)
   model_free (&m);
 }
 
-static bool
-exited (int st, int code)
-{
-  return WIFEXITED (st) && WEXITSTATUS (st) == code;
-}
-
-static void
-describe_status (char *buf, size_t n, int st)
-{
-  if (WIFEXITED (st))
-    snprintf (buf, n, "exit %d", WEXITSTATUS (st));
-  else if (WIFSIGNALED (st))
-    snprintf (buf, n, "signal %d", WTERMSIG (st));
-  else
-    snprintf (buf, n, "status %d", st);
-}
-
 /* Build the starting image in work/ afresh (the same ops from the same
  * seed each time; only the epoch differs).  Not a copy: a copied raw
  * image has another inode and ctime, which tracking rightly takes for a
@@ -1632,7 +1333,7 @@ static int
 setup_work (struct crash_job *j)
 {
   char why[64];
-  int st = in_child (NULL, NULL, crash_setup_child, j);
+  int st = in_child (NULL, NULL, 600, crash_setup_child, j);
 
   if (!exited (st, 0)) {
     describe_status (why, sizeof why, st);
@@ -1663,9 +1364,8 @@ crash_phase (uint64_t trials)
     j.setup_ops = 20 + (unsigned) rnd_below (30);
     for (seq = 0; seq < 3 && done < trials; seq++) {
       char count_file[600], sim[128], buf[256];
-      uint64_t syncs = 0, kk;
+      uint64_t syncs, kk;
       unsigned t;
-      FILE *f;
 
       j.ops_seed = rnd ();
       j.crash_ops = 10 + (unsigned) rnd_below (40);
@@ -1673,24 +1373,17 @@ crash_phase (uint64_t trials)
         return 1;
       snprintf (count_file, sizeof count_file, "%s/count", g_dir);
       unlink (count_file);
-      st = in_child ("count", count_file, crash_ops_child, &j);
+      st = in_child ("count", count_file, 600, crash_ops_child, &j);
       if (!exited (st, 0)) {
         describe_status (why, sizeof why, st);
         fprintf (stderr, "FAIL [seed=%" PRIu64 "] crash-phase count child (%s): %s\n",
                  g_seed, c->name, why);
         return 1;
       }
-      f = fopen (count_file, "r");
-      if (f && fgets (buf, sizeof buf, f)) {
-        char *s = strstr (buf, "syncs=");
-        if (s)
-          syncs = strtoull (s + 6, NULL, 10);
-      }
-      if (f)
-        fclose (f);
+      syncs = read_syncs (count_file, buf, sizeof buf);
       if (syncs == 0) {
         fprintf (stderr, "FAIL [seed=%" PRIu64 "] the op sequence made no sync "
-                 "(count file: %s)\n", g_seed, f ? buf : "missing");
+                 "(count file: %s)\n", g_seed, buf);
         return 1;
       }
       for (t = 0; t < 8 && done < trials; t++, done++) {
@@ -1702,7 +1395,7 @@ crash_phase (uint64_t trials)
         if (setup_work (&j) != 0)
           return 1;
         snprintf (sim, sizeof sim, "crash:n=%" PRIu64 ":seed=%" PRIu64, kk, j.sim_seed);
-        st = in_child (sim, NULL, crash_ops_child, &j);
+        st = in_child (sim, NULL, 600, crash_ops_child, &j);
         if (!exited (st, SIM_EXIT_CRASH)) {
           describe_status (why, sizeof why, st);
           fprintf (stderr, "FAIL [seed=%" PRIu64 "] crash child (%s, VHDKIT_SIM=%s, "
@@ -1710,7 +1403,7 @@ crash_phase (uint64_t trials)
                    "(exit 99)\n", g_seed, c->name, sim, syncs, why);
           return 1;
         }
-        st = in_child (NULL, NULL, crash_verify_child, &j);
+        st = in_child (NULL, NULL, 600, crash_verify_child, &j);
         if (!exited (st, 0)) {
           describe_status (why, sizeof why, st);
           fprintf (stderr, "FAIL [seed=%" PRIu64 "] verify after crash (%s, "
@@ -1740,47 +1433,18 @@ clean_child (void *arg)
   clean_round (j->c, j->round, j->steps);
 }
 
-static int
-rm_one (const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void) sb; (void) flag; (void) ftw;
-  return remove (p);
-}
-
 int
 main (void)
 {
   uint64_t steps = env_u64 ("VHDKIT_RCT_MODEL_STEPS", 10000);
   uint64_t crashes = env_u64 ("VHDKIT_RCT_MODEL_CRASHES", 128);
   uint64_t per_round = 1500, left;
-  const char *tmp = getenv ("TMPDIR");
   unsigned round = 0;
   int status = 0;
   char why[64];
 
-  g_trace = env_u64 ("VHDKIT_RCT_MODEL_TRACE", 0) != 0;
-  g_seed = env_u64 ("VHDKIT_RCT_MODEL_SEED", 0);
-  if (g_seed == 0)
-    g_seed = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 20);
-  rng = g_seed;
-  fprintf (stderr, "# test-rct-model: seed %" PRIu64 ", %" PRIu64 " steps, %"
-           PRIu64 " crashes (rerun: VHDKIT_RCT_MODEL_SEED=%" PRIu64 ")\n",
-           g_seed, steps, crashes, g_seed);
-  /* Real fsyncs on a busy disk would dominate the run time, and the
-   * crash phase simulates power loss anyway: prefer tmpfs. */
-  if (getenv ("VHDKIT_RCT_MODEL_DIR") && *getenv ("VHDKIT_RCT_MODEL_DIR"))
-    tmp = getenv ("VHDKIT_RCT_MODEL_DIR");
-  else if (access ("/dev/shm", W_OK | X_OK) == 0)
-    tmp = "/dev/shm";
-  snprintf (g_dir, sizeof g_dir, "%s/vhdkit-rct-model.XXXXXX",
-            tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp (g_dir)) {
-    perror ("mkdtemp");
-    return 2;
-  }
-  wbuf = aligned_alloc (4096, WBUF);
-  iobuf = aligned_alloc (4096, IOBUF);
-  if (!wbuf || !iobuf)
+  model_start (steps, crashes);
+  if (make_work_dir () == -1 || !alloc_bufs (WBUF))
     return 2;
 
   /* Clean rounds: every config gets a round, then they rotate. */
@@ -1798,7 +1462,7 @@ main (void)
     j.round = round;
     j.steps = n;
     j.seed = rnd ();
-    st = in_child (NULL, NULL, clean_child, &j);
+    st = in_child (NULL, NULL, 600, clean_child, &j);
     if (!exited (st, 0)) {
       describe_status (why, sizeof why, st);
       fprintf (stderr, "FAIL [seed=%" PRIu64 "] clean round %u (%s): %s\n",
@@ -1806,18 +1470,11 @@ main (void)
       status = 1;
     }
     left -= n;
-    if (status == 0 && getenv ("VHDKIT_RCT_MODEL_KEEP") == NULL)
-      nftw (pathf ("%s/clean%u", g_dir, round), rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (status == 0 && !keep_dir ())
+      rm_tree (pathf ("%s/clean%u", g_dir, round));
   }
   if (status == 0 && crashes > 0)
     status = crash_phase (crashes);
 
-  if (status == 0 && getenv ("VHDKIT_RCT_MODEL_KEEP") == NULL)
-    nftw (g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  if (status != 0)
-    fprintf (stderr, "test-rct-model FAILED: rerun with VHDKIT_RCT_MODEL_SEED=%"
-             PRIu64 " (work directory kept: %s)\n", g_seed, g_dir);
-  else
-    fprintf (stderr, "test-rct-model: passed (seed %" PRIu64 ")\n", g_seed);
-  return status;
+  return model_finish (status, "");
 }

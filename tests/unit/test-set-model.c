@@ -77,152 +77,29 @@
  * Exit status: 0 pass, 1 fail (the seed and a rerun command are printed).
  */
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "vhdkit.h"
 
-#define UNIT 512u               /* the byte model's unit (torn-write grain) */
-#define SIM_EXIT_CRASH 99
+#define MODEL_NAME "set-model"
+#define MODEL_ENV "VHDKIT_SET_MODEL_"
+#define MODEL_OPLOG 8           /* a failure lists the 8 ops before the last */
+#include "model-util.h"
+
 #define MAX_SNAPS 8             /* live snapshots kept at most */
 #define MAX_RCT 8               /* RCT-only points kept in the model */
 #define MAX_REFS 4              /* persisted reference points */
 #define FULL_EVERY 8            /* full checks every N steps */
 
-/* ---- failure reporting ---- */
-
-static uint64_t g_seed;         /* the run's seed */
-static char g_ctx[512];         /* where we are: round, config, step */
-static char g_dir[512];         /* work directory */
-static char g_lastop[512];      /* the last op issued */
-static char g_oplog[8][512];    /* the ops before it */
-static unsigned g_nops;
-static bool g_trace;
-
-#define TRACE(...) do { if (g_trace) { fprintf (stderr, "+ " __VA_ARGS__); \
-      fputc ('\n', stderr); } } while (0)
-
-static void fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2), noreturn));
-static void
-fail (const char *fmt, ...)
-{
-  va_list ap;
-  unsigned i, n = g_nops < 8 ? g_nops : 8;
-
-  fprintf (stderr, "FAIL [seed=%" PRIu64 "] %s (last op: %s): ", g_seed,
-           g_ctx, g_lastop);
-  va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "\n  the ops before, oldest first:\n");
-  for (i = g_nops - n; i < g_nops; i++)
-    fprintf (stderr, "    %s\n", g_oplog[i % 8]);
-  fflush (stderr);
-  exit (1);
-}
-
-static void
-fail_lib (const char *what)
-{
-  fail ("%s failed: rc %" PRIu32 " (%s), errno %d: %s", what,
-        vhdkit_get_error_code (), vhdkit_rc_name (vhdkit_get_error_code ())
-        ? vhdkit_rc_name (vhdkit_get_error_code ()) : "?",
-        vhdkit_get_errno (), vhdkit_get_error ());
-}
-
-static void setop (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static void
-setop (const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (g_lastop, sizeof g_lastop, fmt, ap);
-  va_end (ap);
-  snprintf (g_oplog[g_nops++ % 8], sizeof g_oplog[0], "%s", g_lastop);
-  TRACE ("%s", g_lastop);
-}
-
-/* ---- random numbers (splitmix64) ---- */
-
-static uint64_t rng;
-
-static uint64_t
-rnd (void)
-{
-  uint64_t z = (rng += UINT64_C (0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
-  return z ^ (z >> 31);
-}
-
-static uint64_t rnd_below (uint64_t n) { return n ? rnd () % n : 0; }
-static bool chance (unsigned pct) { return rnd_below (100) < pct; }
-
 /* ---- helpers ---- */
-
-static char *
-pathf (const char *fmt, ...)
-{
-  static char bufs[8][700];
-  static unsigned i;
-  char *p = bufs[i++ % 8];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (p, sizeof bufs[0], fmt, ap);
-  va_end (ap);
-  return p;
-}
-
-static double
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-env_u64 (const char *name, uint64_t dflt)
-{
-  const char *s = getenv (name);
-  char *end;
-  unsigned long long v;
-
-  if (s == NULL || *s == '\0')
-    return dflt;
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno || *end) {
-    fprintf (stderr, "test-set-model: bad %s=%s\n", name, s);
-    exit (2);
-  }
-  return v;
-}
-
-static void *
-xcalloc (size_t n, size_t sz)
-{
-  void *p = calloc (n ? n : 1, sz);
-  if (!p) {
-    perror ("calloc");
-    exit (2);
-  }
-  return p;
-}
 
 static void *
 xrealloc (void *p, size_t sz)
@@ -248,19 +125,6 @@ ends_with (const char *s, const char *suf)
 {
   size_t a = strlen (s), b = strlen (suf);
   return a >= b && strcasecmp (s + a - b, suf) == 0;
-}
-
-static int
-rm_one (const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void) sb; (void) flag; (void) ftw;
-  return remove (p);
-}
-
-static void
-rm_tree (const char *p)
-{
-  nftw (p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Copy the regular files of SRC into a new folder DST, keeping holes. */
@@ -326,52 +190,7 @@ copy_tree (const char *src, const char *dst)
   closedir (dir);
 }
 
-/* ---- the content pattern: each 512-byte unit says which write put it ---- */
-
-static inline uint64_t
-patword (uint32_t tag, uint64_t unit, unsigned w)
-{
-  return ((uint64_t) tag << 32) | (uint32_t) (unit * 64 + w + 1);
-}
-
-static void
-fill_pattern (void *buf, uint64_t off, uint64_t len, uint32_t tag)
-{
-  uint64_t *w = buf;
-  uint64_t u, first = off / UNIT;
-  unsigned i;
-
-  for (u = 0; u < len / UNIT; u++)
-    for (i = 0; i < UNIT / 8; i++)
-      w[u * (UNIT / 8) + i] = patword (tag, first + u, i);
-}
-
-/* The tag a unit holds, 0 for zeros, or UINT64_MAX if it is neither
- * zeros nor a whole pattern. */
-static uint64_t
-unit_tag (const void *p, uint64_t unit)
-{
-  const uint64_t *w = p;
-  uint32_t tag = (uint32_t) (w[0] >> 32);
-  unsigned i;
-
-  if (w[0] == 0) {
-    for (i = 1; i < UNIT / 8; i++)
-      if (w[i] != 0)
-        return UINT64_MAX;
-    return 0;
-  }
-  if (tag == 0)
-    return UINT64_MAX;
-  for (i = 0; i < UNIT / 8; i++)
-    if (w[i] != patword (tag, unit, i))
-      return UINT64_MAX;
-  return tag;
-}
-
 #define WBUF (2u << 20)                 /* the largest write */
-#define IOBUF (4u << 20)
-static unsigned char *wbuf, *iobuf;
 
 /* ---- bitmaps over 512-byte units ---- */
 
@@ -735,21 +554,6 @@ struct round {
   uint64_t queries, calls, crashes, crash_new, crash_old;
 };
 
-struct stats { uint64_t queries, calls; };
-static struct stats qs;
-
-static void
-expect_rc (uint32_t rc, int r, const char *what)
-{
-  if (r != -1)
-    fail ("%s succeeded; expected return code %" PRIu32, what, rc);
-  if (vhdkit_get_error_code () != rc)
-    fail ("%s: expected return code %" PRIu32 ", got %" PRIu32 ": %s", what,
-          rc, vhdkit_get_error_code (), vhdkit_get_error ());
-  if (vhdkit_get_error ()[0] == '\0')
-    fail ("%s: no error sentence", what);
-}
-
 static struct vhdkit_disk *
 open_path (const char *path, unsigned flags)
 {
@@ -773,14 +577,6 @@ leaf_close (struct round *r)
     close_disk (r->d, "the leaf");
     r->d = NULL;
   }
-}
-
-static void
-get_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
-{
-  memset (st, 0, sizeof *st);
-  if (vhdkit_rct_status (d, st) == -1)
-    fail_lib ("rct_status");
 }
 
 static void
@@ -952,7 +748,6 @@ check_query (struct round *r, const struct point *l, const struct point *t, size
   const char *ttext = t ? t->guid : (chance (50) ? "" : NULL);
   const uint32_t *tc = t ? t->content : m->live;
   uint64_t off = 0, end = m->size, u;
-  size_t eff_cap = cap ? cap : VHDKIT_CHANGES_DEFAULT_MAX;
   unsigned pages = 0;
   bool exact;
 
@@ -963,12 +758,11 @@ check_query (struct round *r, const struct point *l, const struct point *t, size
   do {
     struct vhdkit_changes c;
     uint64_t rem = end - off;
+    const char *why;
     size_t i;
 
-    memset (&c, 0xa5, sizeof c);
-    qs.calls++;
     r->calls++;
-    if (vhdkit_disk_get_changes (r->d, ltext, ttext, off, rem, cap, &c) == -1)
+    if (get_page (r->d, ltext, ttext, off, rem, cap, &c) == -1)
       fail_lib (pathf ("get_changes(LimitId %s = %s %s, target %s, offset %" PRIu64
                        ", length %" PRIu64 ", cap %zu)", ltext, kind_name[l->kind],
                        pname (l), ttext ? (*ttext ? ttext : "\"\"") : "NULL", off, rem, cap));
@@ -978,26 +772,12 @@ check_query (struct round *r, const struct point *l, const struct point *t, size
                kind_name[l->kind], ttext ? (*ttext ? ttext : "\"\"") : "NULL", \
                cap, off, pages, c.processed, c.count);                  \
       fail (__VA_ARGS__); } while (0)
-    if (c.processed == 0)
-      QFAIL ("no forward progress (processed 0 with ByteLength > 0)");
-    if (c.processed > rem)
-      QFAIL ("processed exceeds ByteLength %" PRIu64, rem);
-    if (c.count > eff_cap)
-      QFAIL ("more ranges than the cap");
-    if (c.count > 0 && (c.offsets == NULL || c.lengths == NULL))
-      QFAIL ("NULL arrays with ranges");
-    if (c.processed < rem && c.count != eff_cap)
-      QFAIL ("processed < ByteLength although the cap was not reached");
+    if ((why = page_problem (&c, rem, cap)) != NULL)
+      QFAIL ("%s", why);
     for (i = 0; i < c.count; i++) {
       uint64_t o = c.offsets[i], len = c.lengths[i];
-      if (len == 0 || o % UNIT || len % UNIT)
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") empty or not sector aligned", i, o, len);
-      if (o < off || o + len > off + c.processed)
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") outside the processed window", i, o, len);
-      if (i > 0 && o <= c.offsets[i - 1] + c.lengths[i - 1])
-        QFAIL ("range %zu [%" PRIu64 "+%" PRIu64 ") overlaps, precedes or touches the one before", i, o, len);
-      if (c.kinds && c.kinds[i] > VHDKIT_CHANGE_ZERO)
-        QFAIL ("range %zu has kind %u", i, c.kinds[i]);
+      if ((why = range_problem (&c, i, off, UNIT, "")) != NULL)
+        QFAIL ("%s", why);
       if (c.kinds && c.kinds[i] == VHDKIT_CHANGE_ZERO)
         for (u = o / UNIT; u < (o + len) / UNIT; u++)
           if (tc[u] != 0)
@@ -1376,47 +1156,7 @@ check_members (struct round *r, bool optimized)
 static void
 rnd_range (const struct model *m, uint64_t *off, uint64_t *len)
 {
-  static uint64_t prev;
-  uint64_t secs = m->size / UNIT, spg = m->g / UNIT, o, n, b;
-
-  switch (rnd_below (6)) {
-  case 0:
-    o = rnd_below (secs);
-    n = 1 + rnd_below (16);
-    break;
-  case 1:                               /* across a G boundary */
-    b = 1 + rnd_below (m->size / m->g - 1);
-    n = 1 + rnd_below (spg < 8 ? spg : 8);
-    o = b * spg - n;
-    n += 1 + rnd_below (spg < 16 ? spg : 16);
-    break;
-  case 2:                               /* whole G-blocks */
-    o = rnd_below (secs / spg) * spg;
-    n = (1 + rnd_below (3)) * spg;
-    break;
-  case 3:                               /* large */
-    o = rnd_below (secs);
-    n = 1 + rnd_below (WBUF / UNIT);
-    break;
-  case 4:                               /* near the previous one */
-    o = prev / UNIT + rnd_below (2 * spg + 1);
-    o = o > spg ? o - spg : 0;
-    n = 1 + rnd_below (2 * spg);
-    break;
-  default:
-    o = rnd_below (secs);
-    n = 1 + rnd_below (spg * 3);
-    break;
-  }
-  if (o >= secs)
-    o = secs - 1;
-  if (o + n > secs)
-    n = secs - o;
-  if (n > WBUF / UNIT)
-    n = WBUF / UNIT;
-  *off = o * UNIT;
-  *len = n * UNIT;
-  prev = *off;
+  rnd_range_in (m->size, m->g, UNIT, WBUF, off, len);
 }
 
 static void
@@ -1574,57 +1314,20 @@ static const char *const crash_name[] = { "write", "snapshot", "delete", "apply"
 
 static const char *g_self = "/proc/self/exe";
 
+static void
+exec_self (void *argv)
+{
+  execv (g_self, argv);
+  perror ("execv");
+  _exit (127);
+}
+
 /* Run this binary with ARGV (--op ...) under VHDKIT_SIM=SIM (NULL: not
  * set); return the wait status. */
 static int
 run_op_child (const char *sim, const char *count_file, char *const argv[])
 {
-  pid_t pid;
-  int st;
-
-  fflush (stdout);
-  fflush (stderr);
-  pid = fork ();
-  if (pid == -1) {
-    perror ("fork");
-    exit (2);
-  }
-  if (pid == 0) {
-    if (sim)
-      setenv ("VHDKIT_SIM", sim, 1);
-    else
-      unsetenv ("VHDKIT_SIM");
-    if (count_file)
-      setenv ("VHDKIT_SIM_COUNT_FILE", count_file, 1);
-    else
-      unsetenv ("VHDKIT_SIM_COUNT_FILE");
-    execv (g_self, argv);
-    perror ("execv");
-    _exit (127);
-  }
-  while (waitpid (pid, &st, 0) == -1)
-    if (errno != EINTR) {
-      perror ("waitpid");
-      exit (2);
-    }
-  return st;
-}
-
-static void
-describe_status (char *buf, size_t n, int st)
-{
-  if (WIFEXITED (st))
-    snprintf (buf, n, "exit %d", WEXITSTATUS (st));
-  else if (WIFSIGNALED (st))
-    snprintf (buf, n, "signal %d", WTERMSIG (st));
-  else
-    snprintf (buf, n, "status %d", st);
-}
-
-static bool
-exited (int st, int code)
-{
-  return WIFEXITED (st) && WEXITSTATUS (st) == code;
+  return in_child (sim, count_file, 0, exec_self, (void *) argv);
 }
 
 /* The child: one operation, exit 0 on success, 3 on failure. */
@@ -1675,23 +1378,6 @@ op_main (int argc, char **argv)
     return 3;
   }
   return 0;
-}
-
-static uint64_t
-read_syncs (const char *count_file)
-{
-  char buf[256] = "";
-  uint64_t syncs = 0;
-  FILE *f = fopen (count_file, "r");
-
-  if (f && fgets (buf, sizeof buf, f)) {
-    char *s = strstr (buf, "syncs=");
-    if (s)
-      syncs = strtoull (s + 6, NULL, 10);
-  }
-  if (f)
-    fclose (f);
-  return syncs;
 }
 
 /* One crash step: the operation on a copy under count, then on the set
@@ -1774,7 +1460,7 @@ crash_step (struct round *r, bool nested)
     describe_status (why, sizeof why, st);
     fail ("crash step: the %s on a copy of the set under VHDKIT_SIM=count: %s", crash_name[kind], why);
   }
-  syncs = read_syncs (count_file);
+  syncs = read_syncs (count_file, NULL, 0);
   rm_tree (cdir);
 
   /* Crash it. */
@@ -2124,74 +1810,38 @@ round_run (const struct config *c, unsigned idx, uint64_t steps, uint64_t crashe
 
 struct round_job { const struct config *c; unsigned idx; uint64_t steps, crashes, seed; };
 
-static int
-in_child (const struct round_job *j)
+static void
+round_child (void *arg)
 {
-  pid_t pid;
-  int st;
+  const struct round_job *j = arg;
 
-  fflush (stdout);
-  fflush (stderr);
-  pid = fork ();
-  if (pid == -1) {
-    perror ("fork");
-    exit (2);
-  }
-  if (pid == 0) {
-    alarm (1800);
-    unsetenv ("VHDKIT_SIM");
-    unsetenv ("VHDKIT_SIM_COUNT_FILE");
-    rng = j->seed;
-    round_run (j->c, j->idx, j->steps, j->crashes);
-    exit (0);
-  }
-  while (waitpid (pid, &st, 0) == -1)
-    if (errno != EINTR) {
-      perror ("waitpid");
-      exit (2);
-    }
-  return st;
+  rng = j->seed;
+  round_run (j->c, j->idx, j->steps, j->crashes);
 }
 
 int
 main (int argc, char **argv)
 {
   uint64_t steps, crashes, per_round = 150, left, cleft;
-  const char *tmp = getenv ("TMPDIR");
   unsigned idx = 0, nrounds;
   int status = 0;
   char why[64];
   double t0 = now_s ();
 
-  wbuf = aligned_alloc (4096, WBUF);
-  iobuf = aligned_alloc (4096, IOBUF);
-  if (!wbuf || !iobuf)
+  if (!alloc_bufs (WBUF))
     return 2;
   if (argc >= 2 && strcmp (argv[1], "--op") == 0)
     return op_main (argc, argv);
 
   steps = env_u64 ("VHDKIT_SET_MODEL_STEPS", 450);
   crashes = env_u64 ("VHDKIT_SET_MODEL_CRASHES", steps / 8);
-  g_trace = env_u64 ("VHDKIT_SET_MODEL_TRACE", 0) != 0;
-  g_seed = env_u64 ("VHDKIT_SET_MODEL_SEED", 0);
-  if (g_seed == 0)
-    g_seed = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 20);
-  rng = g_seed;
-  fprintf (stderr, "# test-set-model: seed %" PRIu64 ", %" PRIu64 " steps, %" PRIu64
-           " crashes (rerun: VHDKIT_SET_MODEL_SEED=%" PRIu64 ")\n", g_seed, steps, crashes, g_seed);
+  model_start (steps, crashes);
   if (access ("/proc/self/exe", X_OK) != 0) {
     fprintf (stderr, "test-set-model: no /proc/self/exe to run crash children; skipped\n");
     return 77;
   }
-  if (getenv ("VHDKIT_SET_MODEL_DIR") && *getenv ("VHDKIT_SET_MODEL_DIR"))
-    tmp = getenv ("VHDKIT_SET_MODEL_DIR");
-  else if (access ("/dev/shm", W_OK | X_OK) == 0)
-    tmp = "/dev/shm";
-  snprintf (g_dir, sizeof g_dir, "%s/vhdkit-set-model.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp (g_dir)) {
-    perror ("mkdtemp");
+  if (make_work_dir () == -1)
     return 2;
-  }
 
   nrounds = (unsigned) ((steps + per_round - 1) / per_round);
   if (nrounds < 1)
@@ -2207,7 +1857,7 @@ main (int argc, char **argv)
     if (j.crashes > cleft)
       j.crashes = cleft;
     j.seed = rnd ();
-    st = in_child (&j);
+    st = in_child (NULL, NULL, 1800, round_child, &j);
     if (!exited (st, 0)) {
       describe_status (why, sizeof why, st);
       fprintf (stderr, "FAIL [seed=%" PRIu64 "] round %u (%s): %s\n", g_seed, idx, j.c->name, why);
@@ -2215,16 +1865,9 @@ main (int argc, char **argv)
     }
     left -= j.steps;
     cleft -= j.crashes;
-    if (status == 0 && getenv ("VHDKIT_SET_MODEL_KEEP") == NULL)
+    if (status == 0 && !keep_dir ())
       rm_tree (pathf ("%s/round%u", g_dir, idx));
   }
 
-  if (status == 0 && getenv ("VHDKIT_SET_MODEL_KEEP") == NULL)
-    rm_tree (g_dir);
-  if (status != 0)
-    fprintf (stderr, "test-set-model FAILED: rerun with VHDKIT_SET_MODEL_SEED=%" PRIu64
-             " (work directory kept: %s)\n", g_seed, g_dir);
-  else
-    fprintf (stderr, "test-set-model: passed (seed %" PRIu64 ", %.1fs)\n", g_seed, now_s () - t0);
-  return status;
+  return model_finish (status, pathf (", %.1fs", now_s () - t0));
 }
