@@ -200,6 +200,10 @@ static void
 sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
 {
   uint32_t g = RCT_GEN (tag);
+  /* Two blocks already carry this generation: whichever block is named
+   * top, the summary says "read the page" for every older reference
+   * point, and stays true (the common case of a busy page: one compare). */
+  if (r->l1s[p] == g) return;
   uint16_t top = (uint16_t) (k | (tag & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
   if (r->l1[p] == 0) r->leaves_with_tags++;
   if ((r->l1t[p] & ~RCT_TOP_ZERO) != k) r->l1s[p] = r->l1[p];
