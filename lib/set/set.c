@@ -788,8 +788,6 @@ vhdkit_set_snapshot (const char *setpath, const char *id, char *out_id)
       rec.flags |= VHDS_REC_HAS_RCT;
     }
   }
-  uint32_t lss = d->lss;
-  (void) lss;
   if (vhdkit_disk_close (d) == -1) { d = NULL; goto out; }
   d = NULL;
   /* The new leaf (VS-4: not named by the set until the commit). */

@@ -53,7 +53,6 @@ size_t vhds_encode (const struct vhds *v, uint8_t *buf);
 /* Validate a description in memory (the checks of vhds_decode). */
 int vhds_validate (const struct vhds *v, char *why, size_t whylen);
 void vhds_free (struct vhds *v);
-int vhds_copy (struct vhds *dst, const struct vhds *src);
 /* Editing helpers; -1 only for ENOMEM. */
 int vhds_add_member (struct vhds *v, const char *name, uint32_t parent, uint32_t *index);
 void vhds_remove_member (struct vhds *v, uint32_t i);

@@ -191,18 +191,6 @@ vhds_encode (const struct vhds *v, uint8_t *b)
 }
 
 int
-vhds_copy (struct vhds *dst, const struct vhds *src)
-{
-  *dst = *src;
-  dst->m = malloc ((src->nmembers ? src->nmembers : 1) * sizeof *dst->m);
-  dst->r = malloc ((src->nrecords ? src->nrecords : 1) * sizeof *dst->r);
-  if (!dst->m || !dst->r) { free (dst->m); free (dst->r); dst->m = NULL; dst->r = NULL; return -1; }
-  memcpy (dst->m, src->m, src->nmembers * sizeof *dst->m);
-  memcpy (dst->r, src->r, src->nrecords * sizeof *dst->r);
-  return 0;
-}
-
-int
 vhds_add_member (struct vhds *v, const char *name, uint32_t parent, uint32_t *index)
 {
   struct vhds_member *m = realloc (v->m, (v->nmembers + 1) * sizeof *m);
