@@ -580,8 +580,18 @@ remove_orphans (struct set *s, bool list_only, char ***out, size_t *nout)
   while ((e = readdir (dir))) {
     const char *nm = e->d_name;
     if (strncmp (nm, s->stem, sl) != 0 || nm[sl] != '_') continue;
-    const char *x = strstr (nm + sl, ".avhdx");
-    if (!x) continue;
+    /* Exactly the names vhdkit gives members: SETNAME_<GUID>.avhdx, then
+     * nothing or a suffix of its own (.rct, .mrt, temporary names).  A
+     * user's file that merely starts with the set's name is not ours. */
+    struct guid g;
+    char gt[GUID_TEXT_LEN + 1];
+    snprintf (gt, sizeof gt, "%s", nm + sl + 1);
+    const char *x = nm + sl + 1 + GUID_TEXT_LEN;
+    if (strlen (gt) != GUID_TEXT_LEN || guid_from_text (&g, gt) == -1 || strncmp (x, ".avhdx", 6) != 0)
+      continue;
+    if (x[6] && strcmp (x + 6, ".rct") != 0 && strcmp (x + 6, ".mrt") != 0 &&
+        strcmp (x + 6, ".rct.tmp") != 0 && strncmp (x + 6, ".tmp-", 5) != 0)
+      continue;
     size_t ml = (size_t) (x + 6 - nm);
     bool member = false;
     for (uint32_t i = 0; i < s->v.nmembers && !member; i++)

@@ -159,11 +159,14 @@ n2=$("$V" set info d.vhds --json | json 'len(d["AllPaths"])')
 [ "$n2" -le "$n" ] || fail "optimize grew the set"
 [ "$(sha d.vhds)" = "$h2" ] || fail "optimize changed the content"
 # Stray files of the member pattern go; others stay.
-touch d_00000000-0000-4000-8000-000000000000.avhdx d_00000000-0000-4000-8000-000000000000.avhdx.rct keep.txt
+touch d_00000000-0000-4000-8000-000000000000.avhdx d_00000000-0000-4000-8000-000000000000.avhdx.rct keep.txt \
+      d_backup.avhdx d_00000000-0000-4000-8000-000000000000.avhdx.notes
 "$V" set info d.vhds --json | json 'any(p.endswith("d_00000000-0000-4000-8000-000000000000.avhdx") for p in d["AllPaths"])' |
   grep -qx True || fail "AllPaths does not list an unreferenced file"
 "$V" set optimize d.vhds
-[ ! -e d_00000000-0000-4000-8000-000000000000.avhdx ] && [ -e keep.txt ] || fail "optimize: wrong files removed"
+[ ! -e d_00000000-0000-4000-8000-000000000000.avhdx ] && [ ! -e d_00000000-0000-4000-8000-000000000000.avhdx.rct ] &&
+  [ -e keep.txt ] && [ -e d_backup.avhdx ] && [ -e d_00000000-0000-4000-8000-000000000000.avhdx.notes ] ||
+  fail "optimize: wrong files removed"
 info "apply and optimize: ok"
 
 # ---- set-info ----
