@@ -20,6 +20,7 @@ packages=(
   bzip2
   gzip
   hyperfine
+  strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
 )
 
@@ -66,7 +67,7 @@ fi
 # python3 that is not Debian's): check what the tests actually run.
 absent=()
 for c in cc make clang qemu-img qemu-io vhdiinfo nbdinfo fio wbemcli curl \
-         xz bzip2 gzip hyperfine; do
+         xz bzip2 gzip hyperfine strace; do
   command -v "$c" >/dev/null 2>&1 || absent+=("$c")
 done
 /usr/bin/python3 -c 'import pyvhdi' >/dev/null 2>&1 ||

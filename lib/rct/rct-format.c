@@ -32,6 +32,7 @@ rct_encode_header (const struct rct_header *h, uint8_t *b)
   put_le32 (b + 144, h->nsizes);
   put_le64 (b + 1800, h->leaves_written);
   put_le64 (b + 1808, h->leaves_span);
+  memcpy (b + 1816, h->session.b, 16);
   for (uint32_t i = 0; i < h->nsizes && i < RCT_SIZE_HISTORY; i++) {
     put_le32 (b + 152 + 24 * i, h->sizes[i].gen);
     put_le64 (b + 160 + 24 * i, h->sizes[i].min);
@@ -75,6 +76,7 @@ rct_decode_header (const uint8_t *b, struct rct_header *h)
   if (h->nsizes == 0 || h->nsizes > RCT_SIZE_HISTORY) return -1;
   h->leaves_written = get_le64 (b + 1800);
   h->leaves_span = get_le64 (b + 1808);
+  memcpy (h->session.b, b + 1816, 16);
   for (uint32_t i = 0; i < h->nsizes; i++) {
     h->sizes[i].gen = get_le32 (b + 152 + 24 * i);
     h->sizes[i].min = get_le64 (b + 160 + 24 * i);
@@ -105,32 +107,69 @@ rct_l1_pages (uint32_t granularity)
   return div_round_up (rct_leaf_capacity (granularity), RCT_L1_PER_PAGE);
 }
 
-static uint32_t
-epoch_tag (const struct guid *e)
+uint32_t
+rct_epoch_tag (const struct guid *e)
 {
   return crc32c (0, e->b, 16);
 }
 
+/* Pages of IMAGE.mrt belong to one writing session of one epoch. */
+uint32_t
+rct_session_tag (const struct guid *epoch, const struct guid *session)
+{
+  return crc32c (crc32c (0, epoch->b, 16), session->b, 16);
+}
+
 void
-rct_seal_page (uint8_t *p, uint32_t magic, uint64_t index, const struct guid *epoch)
+rct_seal_page (uint8_t *p, uint32_t magic, uint64_t index, uint32_t tag)
 {
   put_le32 (p + 4080, magic);
   put_le32 (p + 4084, (uint32_t) index);
-  put_le32 (p + 4088, epoch_tag (epoch));
+  put_le32 (p + 4088, tag);
   put_le32 (p + 4092, crc32c (0, p, 4092));
 }
 
 /* 1 if the page is all zeros (never written), 0 if valid, -1 if not. */
 int
-rct_check_page (const uint8_t *p, uint32_t magic, uint64_t index, const struct guid *epoch)
+rct_check_page (const uint8_t *p, uint32_t magic, uint64_t index, uint32_t tag)
 {
   static const uint8_t zero[RCT_PAGE];
   /* A sealed page has its magic; only a page without it can be empty. */
   if (get_le32 (p + 4080) != magic)
     return memcmp (p, zero, RCT_PAGE) == 0 ? 1 : -1;
   if (get_le32 (p + 4084) != (uint32_t) index ||
-      get_le32 (p + 4088) != epoch_tag (epoch) ||
+      get_le32 (p + 4088) != tag ||
       get_le32 (p + 4092) != crc32c (0, p, 4092))
     return -1;
+  return 0;
+}
+
+/* The first page of IMAGE.mrt (docs/FORMAT-rct.md, RCT-10). */
+#define MRT_MAGIC "VHDKMRT1"
+
+void
+rct_encode_mrt_header (uint8_t *p, const struct guid *epoch, const struct guid *session,
+                       uint64_t nbitpages)
+{
+  memset (p, 0, RCT_PAGE);
+  memcpy (p, MRT_MAGIC, 8);
+  put_le32 (p + 8, 1);
+  memcpy (p + 16, epoch->b, 16);
+  memcpy (p + 32, session->b, 16);
+  put_le64 (p + 48, nbitpages);
+  rct_seal_page (p, RCT_MRTH_MAGIC, 0, rct_session_tag (epoch, session));
+}
+
+/* 0 if P is the header of the write-ahead map of EPOCH's SESSION, with
+ * its number of bit pages in *NBITPAGES; -1 otherwise. */
+int
+rct_decode_mrt_header (const uint8_t *p, const struct guid *epoch, const struct guid *session,
+                       uint64_t *nbitpages)
+{
+  if (memcmp (p, MRT_MAGIC, 8) != 0 || get_le32 (p + 8) != 1 ||
+      rct_check_page (p, RCT_MRTH_MAGIC, 0, rct_session_tag (epoch, session)) != 0 ||
+      memcmp (p + 16, epoch->b, 16) != 0 || memcmp (p + 32, session->b, 16) != 0)
+    return -1;
+  *nbitpages = get_le64 (p + 48);
   return 0;
 }

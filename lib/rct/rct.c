@@ -103,10 +103,10 @@ static void
 free_arrays (struct rct *r)
 {
   free (r->l1); free (r->l1s); free (r->l1t); free (r->l2); free (r->l1_dirty);
-  free (r->mrt); free (r->mrt_dirty); free (r->recovered); free (r->touched);
+  free (r->mrt); free (r->recovered); free (r->touched);
   r->l1 = r->l1s = r->l2 = NULL;
   r->l1t = NULL;
-  r->l1_dirty = r->mrt = r->mrt_dirty = r->recovered = r->touched = NULL;
+  r->l1_dirty = r->mrt = r->recovered = r->touched = NULL;
   if (r->cache) {
     for (size_t i = 0; i < r->cache_cap; i++) free (r->cache[i].tags);
     free (r->cache);
@@ -147,10 +147,6 @@ size_arrays (struct rct *r, uint64_t size)
   if (!m) goto nomem;
   memset (m + r->nmrt * (MRT_BITS_PER_PAGE / 8), 0, (nm - r->nmrt) * (MRT_BITS_PER_PAGE / 8));
   r->mrt = m;
-  uint8_t *md = realloc (r->mrt_dirty, nm ? nm : 1);
-  if (!md) goto nomem;
-  memset (md + r->nmrt, 0, nm - r->nmrt);
-  r->mrt_dirty = md;
   uint8_t *rc = realloc (r->recovered, div_round_up (np ? np : 1, 8));
   if (!rc) goto nomem;
   memset (rc + div_round_up (r->npages, 8), 0, div_round_up (np ? np : 1, 8) - div_round_up (r->npages, 8));
@@ -179,7 +175,11 @@ static inline bool mrt_get (const struct rct *r, uint64_t p)
 static inline void mrt_set (struct rct *r, uint64_t p)
 {
   setbit (r->mrt + (p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8), p % MRT_BITS_PER_PAGE);
-  r->mrt_dirty[p / MRT_BITS_PER_PAGE] = 1;
+}
+static inline void mrt_clear (struct rct *r, uint64_t p)
+{
+  r->mrt[(p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8) + (p % MRT_BITS_PER_PAGE) / 8] &=
+    (uint8_t) ~(1u << (p % 8));
 }
 
 /* ---- the summary (RCT-9) ----
@@ -321,7 +321,7 @@ rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
     }
     memset (buf + n, 0, sizeof buf - (size_t) n);
   }
-  int c = rct_check_page (b, RCT_LEAF_MAGIC, p, &r->h.epoch);
+  int c = rct_check_page (b, RCT_LEAF_MAGIC, p, rct_epoch_tag (&r->h.epoch));
   if (c == 0) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy (tags, b, RCT_PER_PAGE * 4);
@@ -397,7 +397,7 @@ load_l1 (struct rct *r)
     ssize_t n = io_pread (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE);
     if (n < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
     memset (b + n, 0, sizeof b - (size_t) n);
-    int c = rct_check_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
+    int c = rct_check_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch));
     uint64_t first = j * RCT_L1_PER_PAGE;
     r->l2[j] = 0;
     for (uint64_t k = 0; k < RCT_L1_PER_PAGE && first + k < r->npages; k++) {
@@ -420,7 +420,7 @@ load_l1 (struct rct *r)
         ssize_t m = io_pread (r->io, lb, sizeof lb, r->leaf_off + p * RCT_PAGE);
         if (m < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
         memset (lb + m, 0, sizeof lb - (size_t) m);
-        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, p, &r->h.epoch);
+        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, p, rct_epoch_tag (&r->h.epoch));
         if (lc == 0)
           for (int t = 0; t < RCT_PER_PAGE; t++) tags[t] = get_le32 (lb + 4 * t);
         else
@@ -435,51 +435,100 @@ load_l1 (struct rct *r)
   return 0;
 }
 
+/* The write-ahead map of the session that did not close cleanly
+ * (RCT-10).  Returns 1 if it belongs to that session (its bits are
+ * loaded: a damaged or missing bit page counts as all set), 0 if it
+ * does not (the caller treats the epoch as unrecoverable), -1 on a read
+ * error. */
 static int
 load_mrt (struct rct *r)
 {
   uint8_t b[RCT_PAGE];
+  uint64_t nbits;
+  ssize_t n = r->mio ? io_pread (r->mio, b, sizeof b, 0) : 0;
+  if (n < 0) { set_error_errno (errno, "%s: read", r->mrt_path); return -1; }
+  if (n != (ssize_t) sizeof b ||
+      rct_decode_mrt_header (b, &r->h.epoch, &r->h.session, &nbits) == -1)
+    return 0;
+  uint32_t tag = rct_session_tag (&r->h.epoch, &r->h.session);
   for (uint64_t j = 0; j < r->nmrt; j++) {
     uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
-    ssize_t n = r->mio ? io_pread (r->mio, b, sizeof b, j * RCT_PAGE) : 0;
+    /* Bit pages the session never had: the disk grew after its last
+     * write-ahead record, so nothing was written there (RCT-8 reports
+     * the grown area). */
+    if (j >= nbits) { memset (bits, 0, MRT_BITS_PER_PAGE / 8); continue; }
+    n = io_pread (r->mio, b, sizeof b, (j + 1) * RCT_PAGE);
     if (n < 0) { set_error_errno (errno, "%s: read", r->mrt_path); return -1; }
     memset (b + n, 0, sizeof b - (size_t) n);
-    int c = rct_check_page (b, RCT_MRT_MAGIC, j, &r->h.epoch);
-    if (c == 0) memcpy (bits, b, MRT_BITS_PER_PAGE / 8);
-    else if (c == 1) memset (bits, 0, MRT_BITS_PER_PAGE / 8);
-    else memset (bits, 0xff, MRT_BITS_PER_PAGE / 8);   /* damaged: assume all */
+    if (rct_check_page (b, RCT_MRT_MAGIC, j + 1, tag) == 0)
+      memcpy (bits, b, MRT_BITS_PER_PAGE / 8);
+    else
+      memset (bits, 0xff, MRT_BITS_PER_PAGE / 8);   /* damaged or lost: assume all */
   }
-  return 0;
+  return 1;
 }
 
 /* ---- flush (RCT-3) ---- */
 
+/* Write bit page J of IMAGE.mrt with BITS (MRT_BITS_PER_PAGE / 8
+ * bytes), sealed for the current session (RCT-10).  Not synced. */
 static int
-write_mrt_pages (struct rct *r)
+mrt_put_page (struct rct *r, uint64_t j, const uint8_t *bits)
 {
   uint8_t b[RCT_PAGE];
-  bool any = false;
-  for (uint64_t j = 0; j < r->nmrt; j++) {
-    if (!r->mrt_dirty[j]) continue;
-    const uint8_t *bits = r->mrt + j * (MRT_BITS_PER_PAGE / 8);
-    memset (b, 0, sizeof b);
-    bool nonzero = false;
-    for (size_t k = 0; k < MRT_BITS_PER_PAGE / 8 && !nonzero; k++) nonzero = bits[k];
-    if (nonzero) {
-      memcpy (b, bits, MRT_BITS_PER_PAGE / 8);
-      rct_seal_page (b, RCT_MRT_MAGIC, j, &r->h.epoch);
-    }
-    if (io_pwrite (r->mio, b, sizeof b, j * RCT_PAGE) == -1) {
-      set_error_errno (errno, "%s: write", r->mrt_path);
-      return -1;
-    }
-    r->mrt_dirty[j] = 0;
-    any = true;
-  }
-  if (any && io_sync (r->mio) == -1) {
-    set_error_errno (errno, "%s: flush", r->mrt_path);
+  memset (b, 0, sizeof b);
+  memcpy (b, bits, MRT_BITS_PER_PAGE / 8);
+  rct_seal_page (b, RCT_MRT_MAGIC, j + 1, rct_session_tag (&r->h.epoch, &r->h.session));
+  if (io_pwrite (r->mio, b, sizeof b, (j + 1) * RCT_PAGE) == -1) {
+    set_error_errno (errno, "%s: write the write-ahead map", r->mrt_path);
     return -1;
   }
+  return 0;
+}
+
+static int
+mrt_sync (struct rct *r)
+{
+  if (io_sync (r->mio) == -1) {
+    set_error_errno (errno, "%s: flush the write-ahead map", r->mrt_path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Write the header page and bit pages [FROM, r->nmrt) from the durable
+ * bits in memory, and sync: the map of the current session. */
+static int
+mrt_put_session (struct rct *r, uint64_t from)
+{
+  uint8_t b[RCT_PAGE];
+  rct_encode_mrt_header (b, &r->h.epoch, &r->h.session, r->nmrt);
+  if (io_pwrite (r->mio, b, sizeof b, 0) == -1) {
+    set_error_errno (errno, "%s: write the write-ahead map", r->mrt_path);
+    return -1;
+  }
+  for (uint64_t j = from; j < r->nmrt; j++)
+    if (mrt_put_page (r, j, r->mrt + j * (MRT_BITS_PER_PAGE / 8)) == -1) return -1;
+  return mrt_sync (r);
+}
+
+/* The first change of a writing session (RCT-10): a new session GUID,
+ * the write-ahead map written for it, then the header marked dirty with
+ * that GUID.  A crash between the two leaves a header that says the
+ * last session closed cleanly, which needs no map.  Until this succeeds
+ * the session has not begun and the next change tries again. */
+static int
+session_begin (struct rct *r)
+{
+  if (r->session_marked) return 0;
+  if (guid_generate (&r->h.session) == -1) {
+    set_error_errno (errno, "%s: random GUID", r->path);
+    return -1;
+  }
+  if (mrt_put_session (r, 0) == -1) return -1;
+  r->h.session_dirty = 1;
+  if (write_header (r) == -1) return -1;
+  r->session_marked = true;
   return 0;
 }
 
@@ -493,9 +542,8 @@ flush_locked (struct rct *r, bool all)
     if (l->page == UINT64_MAX || !l->dirty) continue;
     memset (b, 0, sizeof b);
     for (int k = 0; k < RCT_PER_PAGE; k++) put_le32 (b + 4 * k, l->tags[k]);
-    rct_seal_page (b, RCT_LEAF_MAGIC, l->page, &r->h.epoch);
+    rct_seal_page (b, RCT_LEAF_MAGIC, l->page, rct_epoch_tag (&r->h.epoch));
     if (io_pwrite (r->io, b, sizeof b, r->leaf_off + l->page * RCT_PAGE) == -1) goto err;
-    l->dirty = false;
     wrote = true;
     if (l->page + 1 > r->h.max_leaf) { r->h.max_leaf = l->page + 1; grew = true; }
   }
@@ -508,33 +556,50 @@ flush_locked (struct rct *r, bool all)
       put_le32 (b + RCT_L1_ENTRY * k + 4, r->l1s[first + k]);
       put_le16 (b + RCT_L1_ENTRY * k + 8, r->l1t[first + k]);
     }
-    rct_seal_page (b, RCT_L1_MAGIC, j, &r->h.epoch);
+    rct_seal_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch));
     if (io_pwrite (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE) == -1) goto err;
-    r->l1_dirty[j] = 0;
     wrote = true;
     if (j + 1 > r->h.max_l1) { r->h.max_l1 = j + 1; grew = true; }
   }
   if (wrote && io_sync (r->io) == -1) goto err;
+  /* Only what is durable is clean: after a failed write or sync every
+   * page stays dirty and the next flush writes it again. */
+  for (size_t i = 0; i < r->cache_cap; i++)
+    if (r->cache[i].page != UINT64_MAX) r->cache[i].dirty = false;
+  memset (r->l1_dirty, 0, r->nl1 ? r->nl1 : 1);
   if (r->h.leaves_written != r->leaves_with_tags || r->h.leaves_span != r->npages) {
     r->h.leaves_written = r->leaves_with_tags;
     r->h.leaves_span = r->npages;
     grew = true;
   }
-  if (grew && write_header (r) == -1) return -1;
+  if (grew) r->hdr_dirty = true;
+  if (r->hdr_dirty) {
+    if (write_header (r) == -1) return -1;
+    r->hdr_dirty = false;
+  }
   /* Tags are durable: the write-ahead bits may go (RCT-3).  A page
    * written since the last flush keeps its bit, because it is likely to
    * be written again and setting the bit costs a synchronous write; its
    * bit goes at the first flush after an interval without writes, and
    * every bit goes at a clean close (ALL). */
+  /* The bits go from memory first: if writing the page fails, its bits
+   * on disk are unknown, and the next write there records them again
+   * (RCT-2: memory never claims a bit the file may not have). */
+  uint64_t changed_lo = UINT64_MAX, changed_hi = 0;
   for (uint64_t p = 0; p < r->npages; p++) {
     if (!mrt_get (r, p)) continue;
     if (bit (r->touched, p) && !all) continue;
-    r->mrt[(p / MRT_BITS_PER_PAGE) * (MRT_BITS_PER_PAGE / 8) + (p % MRT_BITS_PER_PAGE) / 8] &=
-      (uint8_t) ~(1u << (p % 8));
-    r->mrt_dirty[p / MRT_BITS_PER_PAGE] = 1;
+    mrt_clear (r, p);
+    uint64_t j = p / MRT_BITS_PER_PAGE;
+    if (j < changed_lo) changed_lo = j;
+    if (j + 1 > changed_hi) changed_hi = j + 1;
   }
   memset (r->touched, 0, div_round_up (r->npages ? r->npages : 1, 8));
-  if (write_mrt_pages (r) == -1) return -1;
+  if (changed_lo != UINT64_MAX) {
+    for (uint64_t j = changed_lo; j < changed_hi; j++)
+      if (mrt_put_page (r, j, r->mrt + j * (MRT_BITS_PER_PAGE / 8)) == -1) return -1;
+    if (mrt_sync (r) == -1) return -1;
+  }
   if (r->cache_count > 4096) cache_grow (r, true);
   return 0;
  err:
@@ -584,6 +649,9 @@ new_epoch (struct rct *r, struct vhdkit_disk *d, const char *why)
     set_error_errno (errno, "%s: reset tracking state", r->path);
     return -1;
   }
+  /* The next change begins a session of the new epoch (RCT-10). */
+  r->session_marked = false;
+  r->hdr_dirty = false;
   if (write_header (r) == -1) return -1;
   free_arrays (r);
   r->npages = r->nl1 = r->nmrt = 0;
@@ -670,7 +738,7 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
     }
   }
   /* The write-ahead map. */
-  r->mio = io_open (r->mrt_path, r->writable ? O_RDWR | O_CREAT : O_RDONLY, 0666);
+  r->mio = io_open (r->mrt_path, r->writable ? O_RDWR : O_RDONLY, 0);
   if (!r->mio && errno != ENOENT) {
     set_error_errno (errno, "%s: open", r->mrt_path);
     return -1;
@@ -679,12 +747,33 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
     damaged = true;
     snprintf (why, sizeof why, "the write-ahead map %s is missing after an unclean close", r->mrt_path);
   }
+  /* A writer needs the map (after a clean close it may be gone: only
+   * its absence after an unclean close is damage). */
+  if (!r->mio && r->writable &&
+      !(r->mio = io_open (r->mrt_path, O_RDWR | O_CREAT, 0666))) {
+    set_error_errno (errno, "%s: create", r->mrt_path);
+    return -1;
+  }
+  if (!damaged && size_arrays (r, d->size) == -1) return -1;
+  /* RCT-10: after an unclean close the map must be the one that
+   * session wrote; a map that is empty, cut short, zeroed, damaged in
+   * its header, or another image's or another session's cannot say
+   * which writes were in flight. */
+  if (!damaged && r->h.session_dirty) {
+    int m = load_mrt (r);
+    if (m == -1) return -1;
+    if (m == 0) {
+      damaged = true;
+      snprintf (why, sizeof why, "the write-ahead map %s does not belong to the writing session that did not close cleanly "
+                "(it is empty, cut short, damaged, or another image's or session's copy)", r->mrt_path);
+    }
+  }
   if (damaged) {
     if (!r->writable) return degrade (r, RCT_INVALID, why);
     if (!r->mio) return -1;
     return new_epoch (r, d, why);
   }
-  if (size_arrays (r, d->size) == -1 || load_l1 (r) == -1 || load_mrt (r) == -1)
+  if (load_l1 (r) == -1)
     return -1;
   r->leaves_with_tags = 0;
   for (uint64_t p = 0; p < r->npages; p++)
@@ -747,6 +836,14 @@ attach_files (struct vhdkit_disk *d, struct rct *r)
     }
     snprintf (r->why, sizeof r->why, "recovered after an unclean close");
     if (r->writable && flush_locked (r, true) == -1) return -1;
+  }
+  /* A writer that recovered holds every tag durably and no bit: the
+   * files describe the image as a clean close would (RCT-10), so the
+   * next session's map may replace this one. */
+  if (r->writable && r->h.session_dirty) {
+    r->h.session_dirty = 0;
+    fingerprint (d, &r->h);
+    if (write_header (r) == -1) return -1;
   }
   map_file (r);
   return 0;
@@ -824,21 +921,32 @@ rct_note (struct vhdkit_disk *d, uint64_t off, uint64_t len, bool zero)
     set_error (VHDKIT_RC_FAILED, 0, "%s: internal error: a write with tracking that cannot record it", d->path);
     return -1;
   }
-  if (!r->session_marked) {
-    r->h.session_dirty = 1;
-    if (write_header (r) == -1) return -1;
-    r->session_marked = true;
-  }
+  if (session_begin (r) == -1) return -1;
   uint64_t g = r->h.granularity;
   uint64_t b0 = off / g, b1 = div_round_up (off + len, g);
   uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
   if (p1 >= r->npages && size_arrays (r, off + len) == -1) return -1;
+  /* RCT-2: the bits on disk first; memory says "durable" only after the
+   * sync, so a failed record is tried again by the next write. */
   bool need = false;
   for (uint64_t p = p0; p <= p1; p++) {
     setbit (r->touched, p);
-    if (!mrt_get (r, p)) { mrt_set (r, p); need = true; }
+    if (!mrt_get (r, p)) need = true;
   }
-  if (need && write_mrt_pages (r) == -1) return -1;
+  if (need) {
+    uint8_t bits[MRT_BITS_PER_PAGE / 8];
+    for (uint64_t j = p0 / MRT_BITS_PER_PAGE; j <= p1 / MRT_BITS_PER_PAGE; j++) {
+      memcpy (bits, r->mrt + j * sizeof bits, sizeof bits);
+      uint64_t lo = p0 > j * MRT_BITS_PER_PAGE ? p0 : j * MRT_BITS_PER_PAGE;
+      uint64_t hi = p1 < (j + 1) * MRT_BITS_PER_PAGE - 1 ? p1 : (j + 1) * MRT_BITS_PER_PAGE - 1;
+      for (uint64_t p = lo; p <= hi; p++) setbit (bits, p % MRT_BITS_PER_PAGE);
+      if (memcmp (bits, r->mrt + j * sizeof bits, sizeof bits) != 0 &&
+          mrt_put_page (r, j, bits) == -1)
+        return -1;
+    }
+    if (mrt_sync (r) == -1) return -1;
+    for (uint64_t p = p0; p <= p1; p++) mrt_set (r, p);
+  }
   /* A zero marks as "zero" only the blocks it covers whole: a block it
    * covers in part still holds data (RCT kinds are advice to skip reads,
    * so they must never claim zeros that are not there). */
@@ -863,8 +971,8 @@ rct_before_data_write_guid (struct vhdkit_disk *d, const uint8_t guid[16])
   struct rct *r = d->rct;
   if (!r || !r->writable || r->state != RCT_OK) return 0;
   memcpy (r->h.pending_dwg.b, guid, 16);
-  r->h.session_dirty = 1;
-  r->session_marked = true;
+  /* The session's first header write carries the pending value too. */
+  if (!r->session_marked) return session_begin (r);
   return write_header (r);
 }
 
@@ -888,8 +996,7 @@ rct_resize_prepare (struct vhdkit_disk *d, uint64_t new_size)
 {
   struct rct *r = d->rct;
   if (!r || r->state != RCT_OK) return 0;
-  if (!r->session_marked) r->session_marked = true;
-  r->h.session_dirty = 1;
+  if (session_begin (r) == -1) return -1;
   struct rct_header *h = &r->h;
   /* Per generation: the smallest size it passed through and its last. */
   struct rct_size *last = &h->sizes[h->nsizes - 1];
@@ -913,7 +1020,12 @@ rct_resized (struct vhdkit_disk *d, uint64_t old_size, uint64_t new_size)
 {
   struct rct *r = d->rct;
   if (!r || r->state != RCT_OK) return 0;
-  return size_arrays (r, new_size);
+  uint64_t old_nmrt = r->nmrt;
+  if (size_arrays (r, new_size) == -1) return -1;
+  /* The grown disk's bit pages join the session's map before any write
+   * can reach the new area (RCT-10). */
+  if (r->session_marked && r->nmrt > old_nmrt) return mrt_put_session (r, old_nmrt);
+  return 0;
 }
 
 /* ---- IDs ---- */

@@ -14,7 +14,7 @@
 #define RCT_L1_PER_PAGE 340            /* 12-byte summary entries per L1 page */
 #define RCT_L1_ENTRY    12
 #define RCT_TOP_ZERO    0x8000u        /* summary: the top block's change was a zero */
-#define RCT_VERSION     2
+#define RCT_VERSION     3
 #define RCT_HDR_SIZE    4096
 #define RCT_L1_OFF      (64 * 1024)
 #define MRT_BITS_PER_PAGE (4080 * 8)
@@ -47,6 +47,7 @@ struct rct_header {
   uint64_t max_l1;               /* L1 pages ever written */
   uint64_t leaves_written;       /* leaf pages with tags, among ... */
   uint64_t leaves_span;          /* ... the first this many (RCT-6) */
+  struct guid session;           /* the writing session the .mrt belongs to (RCT-10) */
   uint32_t nsizes;
   struct rct_size sizes[RCT_SIZE_HISTORY];
   char reason[256];              /* why the current epoch began ("" = enabled) */
@@ -77,8 +78,7 @@ struct rct {
   uint32_t *l2;                  /* max of each L1 page's entries */
   uint64_t nl1;                  /* L1 pages covering npages */
   uint8_t *l1_dirty;             /* per L1 page */
-  uint8_t *mrt;                  /* MRT bits (npages) */
-  uint8_t *mrt_dirty;            /* per MRT page: needs writing */
+  uint8_t *mrt;                  /* MRT bits known durable in IMAGE.mrt (npages) */
   uint64_t nmrt;
   uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
   uint8_t *touched;              /* pages written since the last flush */
@@ -89,20 +89,28 @@ struct rct {
   struct rct_leaf *cache;        /* open addressing by page */
   size_t cache_cap, cache_count;
   size_t purge_at;               /* next cache size at which clean pages are dropped */
-  bool session_marked;           /* session_dirty written this session */
+  bool session_marked;           /* this session's map and dirty header are durable (RCT-10) */
+  bool hdr_dirty;                /* header fields changed since the last header write */
 };
 
 /* rct-format.c */
 void rct_encode_header (const struct rct_header *h, uint8_t *buf);
 int rct_decode_header (const uint8_t *buf, struct rct_header *h);
 uint32_t rct_header_version (const uint8_t *buf);
-void rct_seal_page (uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
-int rct_check_page (const uint8_t *page, uint32_t magic, uint64_t index, const struct guid *epoch);
+uint32_t rct_epoch_tag (const struct guid *epoch);
+uint32_t rct_session_tag (const struct guid *epoch, const struct guid *session);
+void rct_seal_page (uint8_t *page, uint32_t magic, uint64_t index, uint32_t tag);
+int rct_check_page (const uint8_t *page, uint32_t magic, uint64_t index, uint32_t tag);
+void rct_encode_mrt_header (uint8_t *page, const struct guid *epoch, const struct guid *session,
+                            uint64_t nbitpages);
+int rct_decode_mrt_header (const uint8_t *page, const struct guid *epoch, const struct guid *session,
+                           uint64_t *nbitpages);
 uint64_t rct_leaf_capacity (uint32_t granularity);
 uint64_t rct_l1_pages (uint32_t granularity);
 #define RCT_LEAF_MAGIC 0x50544352u     /* "RCTP" */
 #define RCT_L1_MAGIC   0x53544352u     /* "RCTS" */
 #define RCT_MRT_MAGIC  0x4254524du     /* "MRTB" */
+#define RCT_MRTH_MAGIC 0x4854524du     /* "MRTH" */
 
 /* rct.c, for query.c */
 int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);   /* 1: substituted */
