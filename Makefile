@@ -1,10 +1,13 @@
 # vhdkit — plain GNU make.  `make` builds everything into build/.
-#   make test   install what is missing, build (plain and ASan+UBSan), run the suite
-#   make run    install what is missing, build, run the demonstration
-#   make fuzz   build libFuzzer targets and run each for FUZZ_SECONDS
-#   make bench  run the benchmarks in bench/ (long)
-#   make soak   run the change-tracking model test for a million steps and
-#               the VHD Set model test for SET_SOAK_STEPS (default 20000)
+#   make test    install what is missing, build (plain, ASan+UBSan, TSan), run the suite
+#   make run     install what is missing, build, run the demonstration
+#   make install install the library, header, pkg-config file, CLI and man
+#                page under $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make fuzz    build libFuzzer targets and run each for FUZZ_SECONDS
+#   make bench   run the benchmarks in bench/ (long)
+#   make soak    run the change-tracking model test for a million steps,
+#                the VHD Set model test for SET_SOAK_STEPS (default 20000)
+#                and the threaded stress test for STRESS_SOAK_SECONDS
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -12,6 +15,15 @@ WARN     := -Wall -Wextra -Wshadow -Wvla -Werror -Wno-unused-parameter -Wno-form
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Icommon -Ilib
 ALLCFLAGS = -std=c11 -fPIC -pthread $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS   += -pthread
+
+VERSION := $(shell sed -n 's/^\#define VHDKIT_VERSION_STRING "\(.*\)"/\1/p' include/vhdkit.h)
+SONAME  := libvhdkit.so.0
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 B ?= build
 
@@ -24,35 +36,54 @@ HELPER_SRC := $(wildcard tests/helpers/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+SIM_OBJ  := $(B)/obj/tests/sim/io-sim.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
+TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
-.PHONY: all deps test run asan fuzz bench soak clean
+.PHONY: all deps test run asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
-all: $(B)/libvhdkit.a $(B)/libvhdkit.so $(B)/vhdkit $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
+all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit \
+     $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libvhdkit.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/libvhdkit.so: $(LIB_OBJ)
-	$(CC) -shared $(ALLCFLAGS) $(LDFLAGS) -Wl,-soname,libvhdkit.so.0 -o $@ $^ $(LDLIBS)
+# The shared library exports only vhdkit_* (lib/libvhdkit.map).
+$(B)/$(SONAME): $(LIB_OBJ) lib/libvhdkit.map
+	$(CC) -shared $(ALLCFLAGS) $(LDFLAGS) -Wl,-soname,$(SONAME) \
+	  -Wl,--version-script=lib/libvhdkit.map -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(B)/libvhdkit.so: $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(B)/vhdkit.pc: vhdkit.pc.in include/vhdkit.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libvhdkit.a
+# The CLI with the io simulator (tests/sim, docs/IO-SIM.md) linked in,
+# for the shell tests that set VHDKIT_SIM.  Not installed.
+$(B)/tests/vhdkit-sim: $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+
+# Unit tests and helpers link the static library and the simulator.
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
 
 # Helpers that shell tests drive (not tests themselves).
-$(B)/tests/%: tests/helpers/%.c $(B)/libvhdkit.a
+$(B)/tests/%: tests/helpers/%.c $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -60,15 +91,31 @@ deps:
 asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=address,undefined" all
 
+# ThreadSanitizer: the threaded tests run against this build.
+tsan:
+	$(MAKE) B=build-tsan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
+
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) -j$(NPROC) asan
-	tests/run.sh --build build --asan-build build-asan
+	$(MAKE) -j$(NPROC) tsan
+	tests/run.sh --build build --asan-build build-asan --tsan-build build-tsan
 
 run: deps
 	$(MAKE) -j$(NPROC) all
 	scripts/demo.sh
+
+install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit.pc $(B)/vhdkit
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvhdkit.so
+	install -m 0644 $(B)/libvhdkit.a $(DESTDIR)$(LIBDIR)/libvhdkit.a
+	install -m 0644 include/vhdkit.h $(DESTDIR)$(INCLUDEDIR)/vhdkit.h
+	install -m 0644 $(B)/vhdkit.pc $(DESTDIR)$(PKGCONFIGDIR)/vhdkit.pc
+	install -m 0755 $(B)/vhdkit $(DESTDIR)$(BINDIR)/vhdkit
+	go-md2man -in docs/vhdkit.1.md -out $(DESTDIR)$(MANDIR)/man1/vhdkit.1
 
 # libFuzzer targets: each tests/fuzz/fuzz-NAME.c runs for FUZZ_SECONDS
 # (default 30 minutes each) from its seeds; crashers land in
@@ -94,16 +141,20 @@ bench: all
 	bench/run.sh
 	bench/rct.sh
 	bench/set.sh
+	bench/threads.sh
+	bench/chain.sh
 
-# The change-tracking model test with a million steps (hours on 2 cores;
-# make test runs a few thousand).
+# The model tests with many more steps (hours on 2 cores; make test
+# runs a few thousand), and the threaded stress test for longer.
 SOAK_STEPS ?= 1000000
 SET_SOAK_STEPS ?= 20000
+STRESS_SOAK_SECONDS ?= 1800
 soak: all
 	VHDKIT_RCT_MODEL_STEPS=$(SOAK_STEPS) $(B)/tests/test-rct-model
 	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
+	VHDKIT_STRESS_SECONDS=$(STRESS_SOAK_SECONDS) $(B)/tests/test-stress
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-dev
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

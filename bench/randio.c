@@ -44,7 +44,7 @@ main (int argc, char **argv)
   if (lib) {
     d = vhdkit_disk_open (argv[2], VHDKIT_OPEN_RDWR);
     if (!d) { fprintf (stderr, "randio: %s\n", vhdkit_get_error ()); return 1; }
-    struct vhdkit_disk_info i;
+    struct vhdkit_disk_info i = VHDKIT_DISK_INFO_INIT;
     vhdkit_disk_get_info (d, &i);
     size = i.virtual_size;
   }
@@ -64,7 +64,7 @@ main (int argc, char **argv)
       uint64_t off = next () % blocks * 4096;
       int r;
       if (lib)
-        r = w ? vhdkit_disk_pwrite (d, buf, 4096, off) : vhdkit_disk_pread (d, buf, 4096, off);
+        r = w ? vhdkit_disk_pwrite (d, buf, 4096, off, 0) : vhdkit_disk_pread (d, buf, 4096, off, 0);
       else
         r = (w ? pwrite (fd, buf, 4096, (off_t) off) : pread (fd, buf, 4096, (off_t) off)) == 4096 ? 0 : -1;
       if (r == 0 && w && flush_every > 0 && (i + 1) % flush_every == 0)

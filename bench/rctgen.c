@@ -81,7 +81,7 @@ write_list (const char *img, const char *list, long flush_every)
   long n = 0;
   while (fscanf (f, "%" SCNu64, &off) == 1) {
     memset (buf, (int) (n % 251) + 1, sizeof buf);
-    if (vhdkit_disk_pwrite (d, buf, sizeof buf, off) == -1) return die ("write");
+    if (vhdkit_disk_pwrite (d, buf, sizeof buf, off, 0) == -1) return die ("write");
     n++;
     if (flush_every > 0 && n % flush_every == 0 && vhdkit_disk_flush (d) == -1) return die ("flush");
   }
@@ -99,7 +99,7 @@ rounds (const char *img, long nrounds, long writes, const char *sd,
   if (log && !(lf = fopen (log, "w"))) { perror (log); return 1; }
   struct vhdkit_disk *d = vhdkit_disk_open (img, VHDKIT_OPEN_RDWR);
   if (!d) return die (img);
-  struct vhdkit_disk_info info;
+  struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
   if (vhdkit_disk_get_info (d, &info) == -1) return die ("info");
   uint64_t blocks = info.virtual_size / 4096;
   char id[VHDKIT_RCT_ID_MAX];
@@ -108,7 +108,7 @@ rounds (const char *img, long nrounds, long writes, const char *sd,
     for (long w = 0; w < writes; w++) {
       uint64_t off = next () % blocks * 4096;
       memset (buf, (int) ((r + w) % 251) + 1, sizeof buf);
-      if (vhdkit_disk_pwrite (d, buf, sizeof buf, off) == -1) return die ("write");
+      if (vhdkit_disk_pwrite (d, buf, sizeof buf, off, 0) == -1) return die ("write");
       if (lf) fprintf (lf, "%ld %" PRIu64 "\n", r + 1, off);
     }
     if (vhdkit_rct_checkpoint (d, id) == -1) return die ("checkpoint");

@@ -334,9 +334,8 @@ page_through (const struct query *q, struct output *o, uint64_t *processed,
   int st;
 
   do {
-    struct vhdkit_changes c;
+    struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
 
-    memset (&c, 0, sizeof c);
     if (vhdkit_disk_get_changes (q->d, q->limit_id, q->target,
                                  q->offset + done, q->length - done,
                                  q->max_ranges, &c) == -1)
@@ -363,7 +362,7 @@ static int
 query (const struct query *q, bool json, bool kinds)
 {
   struct output o = { .kinds = kinds };
-  struct vhdkit_changes page;
+  struct vhdkit_changes page = VHDKIT_CHANGES_INIT;
   uint64_t processed = 0;
   int st;
 
@@ -394,7 +393,7 @@ query (const struct query *q, bool json, bool kinds)
 static int
 run (int argc, char **argv)
 {
-  struct vhdkit_disk_info info;
+  struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
   struct query q = { .limit_id = NULL };
   uint64_t max_ranges = 0;
   int all = 0, kinds = 0, r;

@@ -14,7 +14,7 @@ run (int argc, char **argv)
     "type", "format", "block-size", "logical-sector-size",
     "physical-sector-size",
   };
-  struct vhdkit_create_params p = { 0 };
+  struct vhdkit_create_params p = { .struct_size = sizeof (struct vhdkit_create_params), 0 };
   struct cli_progress prog;
   int progress = -1, existing = 0, r;
   size_t i;

@@ -8,7 +8,7 @@
 static int
 run (int argc, char **argv)
 {
-  struct vhdkit_create_params p = { 0 };
+  struct vhdkit_create_params p = { .struct_size = sizeof (struct vhdkit_create_params), 0 };
   struct cli_progress prog;
   int progress = -1, r;
   char **ops;

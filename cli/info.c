@@ -76,7 +76,7 @@ open_image (const char *path, char **why)
 static int
 run (int argc, char **argv)
 {
-  struct vhdkit_disk_info i;
+  struct vhdkit_disk_info i = VHDKIT_DISK_INFO_INIT;
   struct vhdkit_disk *d;
   char **ops, *why;
   int r;

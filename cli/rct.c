@@ -97,7 +97,7 @@ static const struct cli_verb verb_status;
 static int
 run_status (int argc, char **argv)
 {
-  struct vhdkit_rct_status st;
+  struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
   struct vhdkit_disk *d;
   char **ops;
   int r;
@@ -113,7 +113,6 @@ run_status (int argc, char **argv)
   d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
   if (d == NULL)
     return cli_lib_error ();
-  memset (&st, 0, sizeof st);
   if (vhdkit_rct_status (d, &st) == -1)
     return close_disk (d, cli_lib_error ());
   r = close_disk (d, CLI_EXIT_OK);

@@ -39,7 +39,7 @@ copy_out (struct vhdkit_disk *d, uint64_t offset, uint64_t length)
   while (length > 0) {
     size_t n = cli_chunk_len (offset, length);
 
-    if (vhdkit_disk_pread (d, buf, n, offset) == -1) {
+    if (vhdkit_disk_pread (d, buf, n, offset, 0) == -1) {
       r = cli_lib_error ();
       break;
     }
@@ -57,7 +57,7 @@ copy_out (struct vhdkit_disk *d, uint64_t offset, uint64_t length)
 static int
 run (int argc, char **argv)
 {
-  struct vhdkit_disk_info info;
+  struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
   struct vhdkit_disk *d;
   uint64_t offset = 0, length = 0;
   char **ops;

@@ -152,7 +152,7 @@ run_info (int argc, char **argv)
   };
   int r = cli_parse_args (&verb_info, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE) return r;
-  struct vhdkit_set_info i;
+  struct vhdkit_set_info i = VHDKIT_SET_INFO_INIT;
   if (vhdkit_set_get_info (ops[0], &i) == -1)
     return cli_lib_error ();
   if (cli_json) {
@@ -210,7 +210,7 @@ run_snapshots (int argc, char **argv)
     ids[nids++] = t;
   }
   if (idlist && nids == 0) { free (copy); return cli_usage ("--id needs at least one GUID"); }
-  struct vhdkit_snapshot_info *s;
+  struct vhdkit_snapshot_info **s;
   size_t n;
   if (vhdkit_set_get_snapshots (ops[0], ids, nids, parents, &s, &n) == -1) {
     free (copy);
@@ -220,28 +220,28 @@ run_snapshots (int argc, char **argv)
   if (cli_json) printf ("{\"ReturnValue\":0,\"Snapshots\":[");
   for (size_t k = 0; k < n; k++) {
     char tm[64];
-    format_time (s[k].creation_time_ns, tm, sizeof tm);
+    format_time (s[k]->creation_time_ns, tm, sizeof tm);
     if (cli_json) {
       printf ("%s{\"FilePath\":", k ? "," : "");
-      cli_json_string (stdout, s[k].file_path);
+      cli_json_string (stdout, s[k]->file_path);
       printf (",\"SnapshotId\":");
-      cli_json_string (stdout, s[k].snapshot_id);
+      cli_json_string (stdout, s[k]->snapshot_id);
       printf (",\"SnapshotPath\":");
-      cli_json_string (stdout, s[k].snapshot_path);
+      cli_json_string (stdout, s[k]->snapshot_path);
       printf (",\"ParentPathsList\":");
-      print_json_strings (s[k].parent_paths, s[k].n_parent_paths);
+      print_json_strings (s[k]->parent_paths, s[k]->n_parent_paths);
       printf (",\"CreationTime\":\"%s\",\"ResilientChangeTrackingId\":", tm);
-      cli_json_string (stdout, s[k].rct_id);
+      cli_json_string (stdout, s[k]->rct_id);
       printf ("}");
     }
     else {
-      printf ("%sSnapshotId:                %s\n", k ? "\n" : "", s[k].snapshot_id);
-      printf ("SnapshotPath:              %s\n", s[k].snapshot_path[0] ? s[k].snapshot_path : "(reference point)");
+      printf ("%sSnapshotId:                %s\n", k ? "\n" : "", s[k]->snapshot_id);
+      printf ("SnapshotPath:              %s\n", s[k]->snapshot_path[0] ? s[k]->snapshot_path : "(reference point)");
       printf ("CreationTime:              %s\n", tm);
-      printf ("ResilientChangeTrackingId: %s\n", s[k].rct_id[0] ? s[k].rct_id : "(none)");
+      printf ("ResilientChangeTrackingId: %s\n", s[k]->rct_id[0] ? s[k]->rct_id : "(none)");
       if (parents) {
         printf ("ParentPathsList:\n");
-        for (size_t j = 0; j < s[k].n_parent_paths; j++) printf ("  %s\n", s[k].parent_paths[j]);
+        for (size_t j = 0; j < s[k]->n_parent_paths; j++) printf ("  %s\n", s[k]->parent_paths[j]);
       }
     }
   }
@@ -347,6 +347,7 @@ run_setinfo (int argc, char **argv)
   if (!id) return cli_usage ("--id is required");
   struct vhdkit_snapshot_info info;
   memset (&info, 0, sizeof info);
+  info.struct_size = sizeof info;
   snprintf (info.snapshot_id, sizeof info.snapshot_id, "%s", id);
   if (strlen (id) >= sizeof info.snapshot_id && strlen (id) != 38)
     return cli_error (VHDKIT_RC_INVALID_PARAMETER, "%s: \"%s\" is not a snapshot ID (a GUID)", ops[0], id);

@@ -72,7 +72,7 @@ copy_in (struct vhdkit_disk *d, const char *path, uint64_t offset,
       break;
     }
     if (got > 0 && vhdkit_disk_pwrite (d, buf, (size_t) got,
-                                       offset + done) == -1) {
+                                       offset + done, 0) == -1) {
       r = cli_lib_error ();
       break;
     }
@@ -91,7 +91,7 @@ copy_in (struct vhdkit_disk *d, const char *path, uint64_t offset,
 static int
 run (int argc, char **argv)
 {
-  struct vhdkit_disk_info info;
+  struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
   struct vhdkit_disk *d;
   uint64_t offset = 0, length = 0;
   int zero = 0, discard = 0, flush = 0, r;
@@ -130,9 +130,9 @@ run (int argc, char **argv)
   else if (limited && length % info.logical_sector_size != 0)
     r = not_whole_sectors (ops[0], "length", length, info.logical_sector_size);
   else if (zero)
-    r = vhdkit_disk_zero (d, length, offset) == -1 ? cli_lib_error () : 0;
+    r = vhdkit_disk_zero (d, length, offset, 0) == -1 ? cli_lib_error () : 0;
   else if (discard)
-    r = vhdkit_disk_discard (d, length, offset) == -1 ? cli_lib_error () : 0;
+    r = vhdkit_disk_discard (d, length, offset, 0) == -1 ? cli_lib_error () : 0;
   else
     r = copy_in (d, ops[0], offset, length, limited,
                  info.logical_sector_size);

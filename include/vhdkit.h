@@ -11,8 +11,22 @@
  *    vhdkit_get_error_code() the Msvm_ImageManagementService return code
  *    (VHDKIT_RC_*) that the service reports for it.
  *  - The library never prints and never exits.
- *  - A struct vhdkit_disk may be used from several threads at once; each
- *    call takes the handle's lock for its duration.
+ *  - A struct vhdkit_disk may be used from many threads at once, and
+ *    calls on it run concurrently: reads and writes of allocated data
+ *    take no lock across their I/O (docs/ARCHITECTURE.md gives the
+ *    locking rules).  A call's effect on the disk is atomic per logical
+ *    sector: a read racing with writes of the same sector returns, per
+ *    sector, the old content or one of the writes.
+ *  - Callbacks (extent maps, progress) are called in the calling thread
+ *    with no library lock held; they may call the library, also on the
+ *    same handle.
+ *  - vhdkit_disk_close waits for calls in progress on the handle; a
+ *    call that starts while close runs fails with VHDKIT_RC_NOT_AVAILABLE;
+ *    a call after close has returned is a use after free.
+ *  - Structs the caller passes in or gets filled begin with
+ *    `uint32_t struct_size`: set it to sizeof the struct (the *_INIT
+ *    macros do), so that a program built against this header keeps
+ *    working with a later library whose structs have grown.
  *  - Offsets and lengths are in bytes and must be multiples of the disk's
  *    logical sector size unless a call says otherwise.
  */
@@ -27,7 +41,14 @@
 extern "C" {
 #endif
 
-#define VHDKIT_VERSION_STRING "0.1.0"
+#define VHDKIT_VERSION_MAJOR 0
+#define VHDKIT_VERSION_MINOR 2
+#define VHDKIT_VERSION_MICRO 0
+#define VHDKIT_VERSION_STRING "0.2.0"
+
+/* The version of the library actually loaded, "MAJOR.MINOR.MICRO"
+ * (may be newer than VHDKIT_VERSION_STRING, the header's). */
+const char *vhdkit_get_version (void);
 
 /* ---- Return codes (Msvm_ImageManagementService method results) ---- */
 #define VHDKIT_RC_OK                 0u
@@ -55,7 +76,7 @@ const char *vhdkit_rc_name (uint32_t rc);
 
 /* ---- Formats and types (values of Msvm_VirtualHardDiskSettingData) ---- */
 #define VHDKIT_FORMAT_UNKNOWN 0
-#define VHDKIT_FORMAT_VHD     2   /* recognised, refused: not supported */
+#define VHDKIT_FORMAT_VHD     2   /* recognised, refused: not supported yet */
 #define VHDKIT_FORMAT_VHDX    3
 #define VHDKIT_FORMAT_VHDSET  4
 #define VHDKIT_FORMAT_RAW     32768 /* vendor value: a flat image file */
@@ -79,6 +100,7 @@ typedef int (*vhdkit_progress_fn) (void *opaque, uint64_t done, uint64_t total);
 
 /* ---- Creating images ---- */
 struct vhdkit_create_params {
+  uint32_t struct_size;          /* sizeof (struct vhdkit_create_params) */
   int format;                    /* VHDKIT_FORMAT_VHDX or _RAW; 0 = from the
                                     path's extension (.vhdx/.avhdx, else raw) */
   int type;                      /* VHDKIT_TYPE_*; 0 = dynamic, or
@@ -94,6 +116,8 @@ struct vhdkit_create_params {
                                     and is at least as large as SRC (its
                                     tracking records every change) */
 };
+
+#define VHDKIT_CREATE_PARAMS_INIT { .struct_size = sizeof (struct vhdkit_create_params) }
 
 /* Create a new image.  Fails with VHDKIT_RC_INVALID_PARAMETER if the path
  * already exists.  A differencing child records the parent's DataWriteGuid
@@ -118,23 +142,43 @@ struct vhdkit_disk *vhdkit_disk_open (const char *path, unsigned flags);
  * handle is freed either way. */
 int vhdkit_disk_close (struct vhdkit_disk *d);
 
+/* Flags of the I/O calls (0 = none).  A call given a flag it does not
+ * take fails with VHDKIT_RC_INVALID_PARAMETER. */
+#define VHDKIT_IO_FUA       1u   /* pwrite, zero: durable (data, metadata and
+                                    tracking) when the call returns */
+#define VHDKIT_IO_NO_HOLE   2u   /* zero: leave the range allocated (write
+                                    zeros) instead of releasing it */
+#define VHDKIT_IO_FAST_ZERO 4u   /* zero: fail with VHDKIT_RC_NOT_SUPPORTED
+                                    (errno ENOTSUP), changing nothing, if any
+                                    part would need zeros written */
+
+/* FLAGS: 0 (reads take none). */
 int vhdkit_disk_pread (struct vhdkit_disk *d, void *buf, size_t count,
-                       uint64_t offset);
+                       uint64_t offset, unsigned flags);
+/* FLAGS: VHDKIT_IO_FUA. */
 int vhdkit_disk_pwrite (struct vhdkit_disk *d, const void *buf, size_t count,
-                        uint64_t offset);
+                        uint64_t offset, unsigned flags);
 /* Make the range read as zeros.  Whole blocks are released to the ZERO
- * state where the format allows it; partial blocks are written. */
-int vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t offset);
-/* Discard (unmap) a range.  Afterwards the range reads as zeros: vhdkit
- * gives discard the same defined result as zero so that a read never
- * returns stale data. */
+ * state where the format allows it (unless VHDKIT_IO_NO_HOLE); partial
+ * blocks are written.  FLAGS: VHDKIT_IO_FUA, _NO_HOLE, _FAST_ZERO. */
+int vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t offset,
+                      unsigned flags);
+/* Discard (unmap) a range.  Afterwards the range reads as zeros, as
+ * after vhdkit_disk_zero, but the space is given up the way the format
+ * says an unmap does: whole blocks of a dynamic VHDX become UNMAPPED
+ * (zero gives the ZERO state), raw images get holes punched where the
+ * file system can; the rest is zeroed.  Tracking counts the range as
+ * changed (to zeros).  FLAGS: 0. */
 int vhdkit_disk_discard (struct vhdkit_disk *d, uint64_t count,
-                         uint64_t offset);
-/* Make every completed write durable (data, then metadata via the log). */
+                         uint64_t offset, unsigned flags);
+/* A barrier: every write, zero and discard that completed before the
+ * call started is durable when it returns (data, then metadata via the
+ * log, then tracking). */
 int vhdkit_disk_flush (struct vhdkit_disk *d);
 
 /* What Msvm_VirtualHardDiskSettingData and Msvm_VirtualHardDiskState say. */
 struct vhdkit_disk_info {
+  uint32_t struct_size;          /* sizeof (struct vhdkit_disk_info) */
   int format;                    /* VHDKIT_FORMAT_* */
   int type;                      /* VHDKIT_TYPE_* */
   uint64_t virtual_size;         /* MaxInternalSize */
@@ -153,6 +197,7 @@ struct vhdkit_disk_info {
   const char *path;              /* owned by the handle */
   const char *parent_path;       /* owned by the handle; NULL if none */
 };
+#define VHDKIT_DISK_INFO_INIT { .struct_size = sizeof (struct vhdkit_disk_info) }
 int vhdkit_disk_get_info (struct vhdkit_disk *d, struct vhdkit_disk_info *info);
 
 /* Only the virtual size and the logical sector size: cheap, unlike
@@ -162,7 +207,11 @@ int vhdkit_disk_get_size (struct vhdkit_disk *d, uint64_t *size,
                           uint32_t *logical_sector_size);
 
 /* Extent map.  The callback receives consecutive extents covering
- * [offset, offset+length) with flags: */
+ * [offset, offset+length) with flags (coalesced; a non-zero return
+ * stops the map, which then fails with ECANCELED).  The extents are
+ * found in batches; the callback runs between batches with no lock
+ * held, so a map that races with writes reports, per batch, the state
+ * of one moment. */
 #define VHDKIT_EXTENT_ZERO 1u      /* reads as zeros */
 #define VHDKIT_EXTENT_HOLE 2u      /* not allocated anywhere in the chain */
 typedef int (*vhdkit_extent_fn) (void *opaque, uint64_t offset,
@@ -231,6 +280,7 @@ int vhdkit_rct_enable (struct vhdkit_disk *d, uint32_t granularity);
 int vhdkit_rct_disable (struct vhdkit_disk *d);
 
 struct vhdkit_rct_status {
+  uint32_t struct_size;          /* sizeof (struct vhdkit_rct_status) */
   bool enabled;
   bool newer_changes;            /* written since most_recent_id */
   char most_recent_id[VHDKIT_RCT_ID_MAX];   /* "" before the first */
@@ -243,11 +293,18 @@ struct vhdkit_rct_status {
                                     files) until the next writer starts a
                                     new epoch */
 };
+#define VHDKIT_RCT_STATUS_INIT { .struct_size = sizeof (struct vhdkit_rct_status) }
 int vhdkit_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st);
 
-/* Create a reference point: flush the disk and the tracking state, seal
- * the current generation and copy its RCT ID into ID (at least
- * VHDKIT_RCT_ID_MAX bytes).  Needs a disk opened read-write. */
+/* Create a reference point: seal the current generation, flush the disk
+ * and the tracking state, and copy the sealed generation's RCT ID into
+ * ID (at least VHDKIT_RCT_ID_MAX bytes).  Needs a disk opened
+ * read-write; writes may go on meanwhile, on other threads:
+ *  - a write whose data had reached the image before the call began is
+ *    not reported since the new ID;
+ *  - a write that begins after the call returned is;
+ *  - a write in flight while it runs is reported since the new ID (it
+ *    may also be reported since the one before). */
 int vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id);
 
 /* GetVirtualDiskChanges (DESIGN.md §3). */
@@ -256,6 +313,7 @@ int vhdkit_rct_checkpoint (struct vhdkit_disk *d, char *id);
 #define VHDKIT_CHANGE_DATA 0u          /* kinds[] values */
 #define VHDKIT_CHANGE_ZERO 1u          /* last changed by zero/discard */
 struct vhdkit_changes {
+  uint32_t struct_size;          /* sizeof (struct vhdkit_changes) */
   uint64_t processed;            /* ProcessedByteLength */
   size_t count;                  /* ranges in the arrays */
   uint64_t *offsets;             /* ChangedByteOffsets */
@@ -272,6 +330,7 @@ struct vhdkit_changes {
  * VHDKIT_RC_NOT_SUPPORTED on a plain image.  Free OUT with
  * vhdkit_changes_free.  Every failure sets the return code the method
  * reports. */
+#define VHDKIT_CHANGES_INIT { .struct_size = sizeof (struct vhdkit_changes) }
 int vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
                              const char *target, uint64_t offset,
                              uint64_t length, size_t max_ranges,
@@ -291,11 +350,18 @@ void vhdkit_changes_free (struct vhdkit_changes *c);
  * works as on an image; vhdkit_disk_get_changes on a disk opened through
  * a set also takes a snapshot ID as LIMIT_ID and a TARGET snapshot.
  *
- * The operations below take the set's exclusive lock: while any disk of
- * the set is open (or another operation runs) they fail with
- * VHDKIT_RC_IN_USE.  Each is crash-safe: interrupted at any instant, the
- * set opens to its old or its new state, and the next operation (or
- * vhdkit_set_optimize) finishes what was left. */
+ * The operations below take the set's exclusive lock: while a disk of
+ * the set is open in another process (or another operation runs) they
+ * fail with VHDKIT_RC_IN_USE.  A process that has disks of the set open
+ * itself may run them (docs/VHD-SETS.md, "Sets in use"): a snapshot or
+ * an apply switches this process's open leaf handle to the new leaf,
+ * briefly holding back its I/O; an operation that would change an image
+ * a handle of this process reads (a snapshot opened as SET@ID, or the
+ * leaf's parent merged while the leaf is open for writing) is refused
+ * with VHDKIT_RC_IN_USE or deferred as documented there.  Each is
+ * crash-safe: interrupted at any instant, the set opens to its old or
+ * its new state, and the next operation (or vhdkit_set_optimize)
+ * finishes what was left. */
 
 #define VHDKIT_GUID_STR 37             /* bytes of a GUID in text, with the NUL */
 
@@ -315,6 +381,7 @@ int vhdkit_set_snapshot (const char *set, const char *id, char *out_id);
 
 /* Msvm_VHDSnapshotInformation. */
 struct vhdkit_snapshot_info {
+  uint32_t struct_size;          /* filled in by the library: its sizeof */
   char *file_path;               /* the set */
   char snapshot_id[VHDKIT_GUID_STR];
   char *snapshot_path;           /* the frozen image; "" for a reference point */
@@ -326,6 +393,7 @@ struct vhdkit_snapshot_info {
 
 /* Msvm_VHDSetInformation. */
 struct vhdkit_set_info {
+  uint32_t struct_size;          /* sizeof (struct vhdkit_set_info) */
   char *path;
   char **snapshot_ids;  size_t n_snapshot_ids;
   char **all_paths;     size_t n_all_paths;   /* the leaf, then its parents
@@ -335,15 +403,17 @@ struct vhdkit_set_info {
   char *leaf_path;
 };
 
+#define VHDKIT_SET_INFO_INIT { .struct_size = sizeof (struct vhdkit_set_info) }
 int vhdkit_set_get_info (const char *set, struct vhdkit_set_info *out);
 void vhdkit_set_info_free (struct vhdkit_set_info *i);
 
 /* The records with the given IDS (all records if N_IDS is 0), oldest
- * first.  An unknown ID fails with VHDKIT_RC_INVALID_STATE. */
+ * first, as an array of N pointers.  An unknown ID fails with
+ * VHDKIT_RC_INVALID_STATE. */
 int vhdkit_set_get_snapshots (const char *set, const char *const *ids,
                               size_t n_ids, bool want_parents,
-                              struct vhdkit_snapshot_info **out, size_t *n);
-void vhdkit_snapshots_free (struct vhdkit_snapshot_info *s, size_t n);
+                              struct vhdkit_snapshot_info ***out, size_t *n);
+void vhdkit_snapshots_free (struct vhdkit_snapshot_info **s, size_t n);
 
 /* DeleteVHDSnapshot: remove the record; with PERSIST_REFERENCE keep a
  * reference point in its place, whose ID (and RCT ID) stays usable as a
@@ -370,6 +440,7 @@ int vhdkit_set_optimize (const char *set, vhdkit_progress_fn progress,
  * image was sealed with (anything else could hide changes). */
 int vhdkit_set_set_snapshot_info (const char *set,
                                   const struct vhdkit_snapshot_info *info);
+#define VHDKIT_SNAPSHOT_INFO_INIT { .struct_size = sizeof (struct vhdkit_snapshot_info) }
 
 #ifdef __cplusplus
 }

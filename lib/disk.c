@@ -1,471 +1,530 @@
-/* Public disk calls: argument checks, the handle lock, dispatch to the
- * format driver.  Owns struct vhdkit_disk and the parent chain.
+/* The disk layer (layer 5): an image and its change tracking behind a
+ * gate, for many threads at once.
  *
- * Locking: one mutex per top-level handle, held for the whole call.
- * Parent handles are private to their child and never locked.
+ * What it owns: struct disk, the order of image and tracking steps in
+ * every call (the write path records a change before the data goes to
+ * the image, a flush makes the image durable before the tracking state,
+ * a reference point seals the generation before it flushes: RCT-2,
+ * RCT-3), and the gate (L-2).
+ *
+ * Locking: every call enters the gate and leaves it before it returns,
+ * and never calls back into code above with it held: the extent map
+ * collects a batch with the gate passed, then runs the callback without
+ * it (L-4).  Resize, tracking on/off, the exclusive hook of the set
+ * layer and close close the gate: no other call on the disk runs then.
+ * Inside, the drivers and tracking have locks of their own (L-1, L-3,
+ * L-5, L-8..L-11); none is held when a call returns.
+ *
+ * Crash behaviour: none of its own beyond the order above.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "internal.h"
-#include "set/set.h"
+#include "disk.h"
 
-struct vhdkit_disk *
-disk_new (const char *path, unsigned flags)
+/* ---- the gate ---- */
+
+static int
+closed_error (struct disk *d)
 {
-  struct vhdkit_disk *d = calloc (1, sizeof *d);
-  if (!d || !(d->path = strdup (path))) {
-    free (d);
+  set_error (VHDKIT_RC_NOT_AVAILABLE, EBADF, "the disk handle is being closed");
+  return -1;
+}
+
+static int
+gone_error (struct disk *d)
+{
+  set_error (VHDKIT_RC_NOT_AVAILABLE, EBADF,
+             "the disk's image could not be opened again after a VHD Set operation; close the handle and open the set again");
+  return -1;
+}
+
+#define ENTER(d)                                                \
+  int slot_ = gate_enter (&(d)->gate);                          \
+  if (slot_ < 0) return closed_error (d);                       \
+  if (!(d)->top) { gate_leave (&(d)->gate, slot_); return gone_error (d); }
+#define LEAVE(d) gate_leave (&(d)->gate, slot_)
+
+/* Argument checks of the I/O calls, inside the gate (the size cannot
+ * change meanwhile, L-2). */
+static int
+check_range (struct disk *d, const char *what, uint64_t count, uint64_t off, bool write)
+{
+  struct image *t = d->top;
+  uint64_t size = LOAD_RELAXED (&t->size), end;
+  if (write && !d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, EBADF,
+               "%s: %s: the image was opened read-only", t->path, what);
+    return -1;
+  }
+  if (off % t->lss || count % t->lss) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: %s: offset %" PRIu64 " and length %" PRIu64
+               " must be multiples of the logical sector size %" PRIu32,
+               t->path, what, off, count, t->lss);
+    return -1;
+  }
+  if (!add_ok (off, count, &end) || end > size) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: %s: range %" PRIu64 "+%" PRIu64 " is beyond the virtual size %" PRIu64,
+               t->path, what, off, count, size);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- open and close ---- */
+
+/* The driver's hook (drv_hooks): the image is about to take a new
+ * DataWriteGuid; tracking records it first (INV-4). */
+static int
+hook_dwg (void *opaque, const uint8_t guid[16])
+{
+  struct disk *d = opaque;
+  return d->rct ? rct_before_data_write_guid (d->rct, guid) : 0;
+}
+
+struct disk *
+disk_open (const char *path, unsigned flags, bool untracked)
+{
+  struct disk *d = calloc (1, sizeof *d);
+  if (!d) {
     set_error_errno (ENOMEM, "%s", path);
     return NULL;
   }
-  pthread_mutex_init (&d->lock, NULL);
+  gate_init (&d->gate);
   d->flags = flags;
   d->writable = flags & VHDKIT_OPEN_RDWR;
-  d->depth = 1;
+  struct drv_hooks hooks = { .before_data_write_guid = hook_dwg, .opaque = d };
+  d->top = image_open (path, flags, &hooks);
+  if (!d->top) goto fail;
+  /* Tracking attaches to every handle, however opened: a write through
+   * any handle must be recorded. */
+  if (!untracked && rct_attach (d->top, d->writable, &d->rct) == -1) goto fail;
   return d;
-}
-
-void
-disk_free (struct vhdkit_disk *d)
-{
-  if (!d) return;
-  if (d->parent)
-    disk_free (d->parent);
-  pthread_mutex_destroy (&d->lock);
-  if (d->set) set_close (d->set);
-  free (d->path);
-  free (d->parent_path);
+ fail:
+  if (d->top) image_abandon (d->top);
+  gate_destroy (&d->gate);
   free (d);
+  return NULL;
 }
 
-int
-disk_close_unlocked (struct vhdkit_disk *d)
+/* Flush, detach, close what D holds; the gate is closed. */
+static int
+close_contents (struct disk *d)
 {
   int r = 0;
   if (d->rct) {
     /* The image first, then the tracking state that describes it. */
-    if (d->writable && d->drv->flush (d) == -1) r = -1;
-    if (rct_detach (d) == -1) r = -1;
+    if (d->writable && image_flush (d->top) == -1) r = -1;
+    if (rct_detach (d->rct) == -1) r = -1;
+    d->rct = NULL;
   }
-  if (d->drv && d->drv->close (d) == -1)
-    r = -1;
-  if (d->parent) {
-    if (disk_close_unlocked (d->parent) == -1 && r == 0)
-      r = -1;
-    d->parent = NULL;
-  }
-  disk_free (d);
+  if (d->top && image_close (d->top) == -1) r = -1;
+  d->top = NULL;
   return r;
 }
 
 int
-disk_pread_unlocked (struct vhdkit_disk *d, void *buf, size_t n, uint64_t off)
-{
-  /* Parents may be smaller than their child (MS-VHDX allows a child to
-   * grow past its parent): the part beyond the parent reads as zeros. */
-  if (off >= d->size) {
-    memset (buf, 0, n);
-    return 0;
-  }
-  if (n > d->size - off) {
-    size_t in = (size_t) (d->size - off);
-    memset ((char *) buf + in, 0, n - in);
-    n = in;
-  }
-  return d->drv->pread (d, buf, n, off);
-}
-
-struct vhdkit_disk *
-disk_open_depth (const char *path, unsigned flags, unsigned depth,
-                 const uint64_t *chain_ids)
-{
-  if (depth > MAX_CHAIN_DEPTH) {
-    set_error (VHDKIT_RC_FAILED, 0,
-               "%s: the parent chain is deeper than %d images (a loop?)",
-               path, MAX_CHAIN_DEPTH);
-    return NULL;
-  }
-  bool rw = flags & VHDKIT_OPEN_RDWR;
-  struct io *io = io_open (path, rw ? O_RDWR : O_RDONLY, 0);
-  if (!io) {
-    set_error_errno (errno, "%s: cannot open", path);
-    return NULL;
-  }
-  struct stat st;
-  if (fstat (io->fd, &st) == -1) {
-    set_error_errno (errno, "%s: stat", path);
-    io_close (io);
-    return NULL;
-  }
-  if (S_ISDIR (st.st_mode)) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: is a directory", path);
-    io_close (io);
-    return NULL;
-  }
-  /* Loop detection: the chain above us by (device, inode). */
-  uint64_t ids[2 * (MAX_CHAIN_DEPTH + 1)];
-  for (unsigned i = 0; i + 1 < depth; i++) {
-    if (chain_ids[2 * i] == (uint64_t) st.st_dev &&
-        chain_ids[2 * i + 1] == (uint64_t) st.st_ino) {
-      set_error (VHDKIT_RC_FAILED, 0,
-                 "%s: the parent chain loops back to this file", path);
-      io_close (io);
-      return NULL;
-    }
-    ids[2 * i] = chain_ids[2 * i];
-    ids[2 * i + 1] = chain_ids[2 * i + 1];
-  }
-  ids[2 * (depth - 1)] = (uint64_t) st.st_dev;
-  ids[2 * (depth - 1) + 1] = (uint64_t) st.st_ino;
-
-  if (rw && io_lock (io, 1) == -1) {
-    int e = errno;
-    if (e == EWOULDBLOCK)
-      set_error (VHDKIT_RC_IN_USE, e, "%s: the image is open for writing by another process", path);
-    else
-      set_error_errno (e, "%s: lock", path);
-    io_close (io);
-    return NULL;
-  }
-  else if (!rw && io_lock (io, 0) == -1 && errno == EWOULDBLOCK) {
-    /* A writer holds it: reading is still allowed (the writer's
-     * unflushed metadata is not visible, as with any shared file). */
-  }
-
-  struct vhdkit_disk *d = disk_new (path, flags);
-  if (!d) { io_close (io); return NULL; }
-  d->depth = depth;
-
-  int fmt = (flags & VHDKIT_OPEN_RAW) ? VHDKIT_FORMAT_RAW : probe_io (io, path);
-  int r;
-  switch (fmt) {
-  case VHDKIT_FORMAT_VHDX: r = vhdx_open (d, io, ids); break;
-  case VHDKIT_FORMAT_RAW: r = raw_open (d, io); break;
-  case VHDKIT_FORMAT_VHD:
-    set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
-               "%s: this is a VHD (version 1) image; vhdkit supports VHDX and raw images only", path);
-    r = -1;
-    break;
-  default: r = -1; break;     /* probe_io set the error */
-  }
-  if (r == -1) {
-    /* The driver owns io once it was called; on failure it closed it. */
-    if (fmt != VHDKIT_FORMAT_VHDX && fmt != VHDKIT_FORMAT_RAW)
-      io_close (io);
-    disk_free (d);
-    return NULL;
-  }
-  return d;
-}
-
-struct vhdkit_disk *
-vhdkit_disk_open (const char *path, unsigned flags)
-{
-  clear_error ();
-  if (!path || !*path) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
-    return NULL;
-  }
-  /* SET.vhds and SET.vhds@ID (lib/set/set.c). */
-  if (set_path_split (path, NULL, NULL))
-    return set_disk_open (path, flags);
-  struct vhdkit_disk *d = disk_open_depth (path, flags, 1, NULL);
-  /* Tracking attaches to every top-level handle, however opened: a
-   * write through any handle must be recorded. */
-  if (d && rct_attach (d) == -1) {
-    struct saved_error e;
-    error_save (&e);
-    disk_close_unlocked (d);
-    error_restore (&e);
-    return NULL;
-  }
-  return d;
-}
-
-struct vhdkit_disk *
-disk_open_untracked (const char *path, unsigned flags)
-{
-  return disk_open_depth (path, flags, 1, NULL);
-}
-
-/* ---- writes that change tracking sees ---- */
-
-int
-disk_write (struct vhdkit_disk *d, const void *buf, size_t n, uint64_t off)
-{
-  if (rct_note (d, off, n, false) == -1) return -1;
-  return d->drv->pwrite (d, buf, n, off);
-}
-
-int
-disk_zero (struct vhdkit_disk *d, uint64_t n, uint64_t off)
-{
-  if (rct_note (d, off, n, true) == -1) return -1;
-  return d->drv->zero (d, n, off);
-}
-
-int
-disk_flush (struct vhdkit_disk *d)
-{
-  if (d->drv->flush (d) == -1) return -1;
-  return rct_flush (d);
-}
-
-int
-vhdkit_disk_close (struct vhdkit_disk *d)
+disk_close (struct disk *d)
 {
   if (!d) return 0;
-  clear_error ();
-  return disk_close_unlocked (d);
+  gate_kill (&d->gate);
+  int r = close_contents (d);
+  gate_destroy (&d->gate);
+  free (d);
+  return r;
 }
 
-/* Argument checks shared by the I/O calls. */
-static int
-check_range (struct vhdkit_disk *d, const char *what, uint64_t count,
-             uint64_t off, bool write)
+void
+disk_abandon (struct disk *d)
 {
-  if (write && !d->writable) {
-    set_error (VHDKIT_RC_ACCESS_DENIED, EBADF,
-               "%s: %s: the image was opened read-only", d->path, what);
-    return -1;
-  }
-  if (off % d->lss || count % d->lss) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-               "%s: %s: offset %" PRIu64 " and length %" PRIu64
-               " must be multiples of the logical sector size %" PRIu32,
-               d->path, what, off, count, d->lss);
-    return -1;
-  }
-  uint64_t end;
-  if (!add_ok (off, count, &end) || end > d->size) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-               "%s: %s: range %" PRIu64 "+%" PRIu64
-               " is beyond the virtual size %" PRIu64,
-               d->path, what, off, count, d->size);
-    return -1;
-  }
-  return 0;
+  error_hold ();
+  disk_close (d);
+  error_release ();
 }
 
-#define LOCKED(d, expr) ({                    \
-      pthread_mutex_lock (&(d)->lock);        \
-      int r_ = (expr);                        \
-      pthread_mutex_unlock (&(d)->lock);      \
-      r_; })
+/* ---- data ---- */
 
 int
-vhdkit_disk_pread (struct vhdkit_disk *d, void *buf, size_t count, uint64_t off)
+disk_pread (struct disk *d, void *buf, size_t n, uint64_t off)
 {
-  clear_error ();
-  if (check_range (d, "read", count, off, false) == -1) return -1;
-  if (count == 0) return 0;
-  return LOCKED (d, d->drv->pread (d, buf, count, off));
-}
-
-int
-vhdkit_disk_pwrite (struct vhdkit_disk *d, const void *buf, size_t count,
-                    uint64_t off)
-{
-  clear_error ();
-  if (check_range (d, "write", count, off, true) == -1) return -1;
-  if (count == 0) return 0;
-  return LOCKED (d, disk_write (d, buf, count, off));
-}
-
-int
-vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t off)
-{
-  clear_error ();
-  if (check_range (d, "zero", count, off, true) == -1) return -1;
-  if (count == 0) return 0;
-  return LOCKED (d, disk_zero (d, count, off));
-}
-
-int
-vhdkit_disk_discard (struct vhdkit_disk *d, uint64_t count, uint64_t off)
-{
-  clear_error ();
-  if (check_range (d, "discard", count, off, true) == -1) return -1;
-  if (count == 0) return 0;
-  return LOCKED (d, disk_zero (d, count, off));
-}
-
-int
-vhdkit_disk_flush (struct vhdkit_disk *d)
-{
-  clear_error ();
-  if (!d->writable) return 0;
-  return LOCKED (d, disk_flush (d));
-}
-
-int
-vhdkit_disk_get_info (struct vhdkit_disk *d, struct vhdkit_disk_info *info)
-{
-  clear_error ();
-  memset (info, 0, sizeof *info);
-  pthread_mutex_lock (&d->lock);
-  info->path = d->path;
-  info->parent_path = d->parent_path;
-  info->virtual_size = d->size;
-  info->logical_sector_size = d->lss;
-  info->physical_sector_size = d->pss;
-  info->chain_depth = d->depth;
-  for (struct vhdkit_disk *p = d->parent; p; p = p->parent)
-    info->chain_depth++;
-  d->drv->get_info (d, info);
-  pthread_mutex_unlock (&d->lock);
-  return 0;
-}
-
-int
-vhdkit_disk_get_size (struct vhdkit_disk *d, uint64_t *size, uint32_t *lss)
-{
-  clear_error ();
-  pthread_mutex_lock (&d->lock);
-  if (size) *size = d->size;
-  if (lss) *lss = d->lss;
-  pthread_mutex_unlock (&d->lock);
-  return 0;
-}
-
-/* The composed map: a layer's PARENT extents are resolved in the parent
- * (or are holes when there is no parent). */
-struct compose {
-  struct vhdkit_disk *d;
-  vhdkit_extent_fn fn;
-  void *opaque;
-  /* coalescing */
-  uint64_t off, len;
-  unsigned flags;
-};
-
-static int
-emit (struct compose *c, uint64_t off, uint64_t len, unsigned flags)
-{
-  if (c->len && c->flags == flags && c->off + c->len == off) {
-    c->len += len;
-    return 0;
-  }
-  if (c->len && c->fn (c->opaque, c->off, c->len, c->flags) != 0)
-    return -1;
-  c->off = off; c->len = len; c->flags = flags;
-  return 0;
-}
-
-static int map_chain (struct vhdkit_disk *d, uint64_t off, uint64_t len,
-                      struct compose *c);
-
-static int
-layer_cb (void *opaque, uint64_t off, uint64_t len, int what)
-{
-  struct compose *c = opaque;
-  switch (what) {
-  case LAYER_DATA: return emit (c, off, len, 0);
-  case LAYER_ZERO: return emit (c, off, len, VHDKIT_EXTENT_ZERO);
-  default: {
-    struct vhdkit_disk *p = c->d->parent;
-    if (!p)
-      return emit (c, off, len, VHDKIT_EXTENT_ZERO | VHDKIT_EXTENT_HOLE);
-    /* The parent may be smaller than the child. */
-    uint64_t in = off < p->size ? (len < p->size - off ? len : p->size - off) : 0;
-    struct vhdkit_disk *save = c->d;
-    int r = 0;
-    if (in) {
-      c->d = p;
-      r = map_chain (p, off, in, c);
-      c->d = save;
-    }
-    if (r == 0 && in < len)
-      r = emit (c, off + in, len - in, VHDKIT_EXTENT_ZERO | VHDKIT_EXTENT_HOLE);
-    return r;
-  }
-  }
-}
-
-static int
-map_chain (struct vhdkit_disk *d, uint64_t off, uint64_t len, struct compose *c)
-{
-  return d->drv->map_layer (d, off, len, layer_cb, c);
-}
-
-/* The composed map of [offset, offset+length), lock held. */
-static int
-map_locked (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
-            vhdkit_extent_fn fn, void *opaque)
-{
-  struct compose c = { .d = d, .fn = fn, .opaque = opaque };
-  int r = map_chain (d, offset, length, &c);
-  if (r == 0 && c.len && fn (opaque, c.off, c.len, c.flags) != 0)
-    r = -1;
-  if (r == -1 && vhdkit_get_error_code () == VHDKIT_RC_OK)
-    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->path);
+  ENTER (d);
+  int r = check_range (d, "read", n, off, false);
+  if (r == 0 && n) r = image_pread (d->top, buf, n, off);
+  LEAVE (d);
   return r;
 }
 
 int
-vhdkit_disk_map (struct vhdkit_disk *d, uint64_t offset, uint64_t length,
-                 vhdkit_extent_fn fn, void *opaque)
+disk_pwrite (struct disk *d, const void *buf, size_t n, uint64_t off, unsigned flags)
 {
-  clear_error ();
-  if (check_range (d, "map", length, offset, false) == -1) return -1;
-  if (length == 0) return 0;
-  return LOCKED (d, map_locked (d, offset, length, fn, opaque));
+  ENTER (d);
+  struct rct_op op;
+  int r = check_range (d, "write", n, off, true);
+  if (r == 0 && n == 0) { LEAVE (d); return 0; }
+  if (r == 0) r = rct_write_begin (d->rct, off, n, false, &op);
+  if (r == 0) {
+    r = image_pwrite (d->top, buf, n, off, flags);
+    rct_write_end (d->rct, &op);
+  }
+  LEAVE (d);
+  return r;
+}
+
+int
+disk_zero (struct disk *d, uint64_t n, uint64_t off, unsigned flags)
+{
+  ENTER (d);
+  struct rct_op op;
+  int r = check_range (d, "zero", n, off, true);
+  if (r == 0 && n == 0) { LEAVE (d); return 0; }
+  if (r == 0) r = rct_write_begin (d->rct, off, n, true, &op);
+  if (r == 0) {
+    r = image_zero (d->top, n, off, flags);
+    rct_write_end (d->rct, &op);
+  }
+  LEAVE (d);
+  return r;
+}
+
+int
+disk_discard (struct disk *d, uint64_t n, uint64_t off)
+{
+  ENTER (d);
+  struct rct_op op;
+  int r = check_range (d, "discard", n, off, true);
+  if (r == 0 && n == 0) { LEAVE (d); return 0; }
+  /* Every driver makes a discarded range read as zeros. */
+  if (r == 0) r = rct_write_begin (d->rct, off, n, true, &op);
+  if (r == 0) {
+    r = image_discard (d->top, n, off);
+    rct_write_end (d->rct, &op);
+  }
+  LEAVE (d);
+  return r;
+}
+
+int
+disk_mark_changed (struct disk *d, uint64_t off, uint64_t len)
+{
+  ENTER (d);
+  struct rct_op op;
+  int r = check_range (d, "mark", len, off, true);
+  if (r == 0) r = rct_write_begin (d->rct, off, len, false, &op);
+  if (r == 0) rct_write_end (d->rct, &op);
+  LEAVE (d);
+  return r;
+}
+
+/* RCT-3: the image, then the tracking state. */
+static int
+flush_inside (struct disk *d)
+{
+  if (image_flush (d->top) == -1) return -1;
+  return rct_flush (d->rct);
+}
+
+int
+disk_flush (struct disk *d)
+{
+  if (!d->writable) return 0;
+  ENTER (d);
+  int r = flush_inside (d);
+  LEAVE (d);
+  return r;
+}
+
+int
+disk_get_info (struct disk *d, struct vhdkit_disk_info *info)
+{
+  ENTER (d);
+  image_get_info (d->top, info);
+  LEAVE (d);
+  return 0;
+}
+
+void
+disk_get_size (struct disk *d, uint64_t *size, uint32_t *lss)
+{
+  int s = gate_enter (&d->gate);
+  bool ok = s >= 0 && d->top;
+  if (size) *size = ok ? LOAD_RELAXED (&d->top->size) : 0;
+  if (lss) *lss = ok ? d->top->lss : 512;
+  if (s >= 0) gate_leave (&d->gate, s);
+}
+
+/* The extent map, in batches: the callback runs with no lock and the
+ * gate not held (L-4), so it may call anything, on this disk too. */
+#define MAP_BATCH 256
+
+int
+disk_map (struct disk *d, uint64_t off, uint64_t len, vhdkit_extent_fn fn, void *opaque)
+{
+  struct image_extent *e = malloc (MAP_BATCH * sizeof *e);
+  if (!e) {
+    set_error_errno (ENOMEM, "map");
+    return -1;
+  }
+  uint64_t end = off + len;
+  struct image_extent pend = { 0 };
+  bool have = false;
+  int ret = -1;
+  while (off < end) {
+    size_t n = 0;
+    int slot = gate_enter (&d->gate);
+    if (slot < 0) { closed_error (d); goto out; }
+    if (!d->top) { gate_leave (&d->gate, slot); gone_error (d); goto out; }
+    uint64_t size = LOAD_RELAXED (&d->top->size);
+    int r;
+    if (end > size) {
+      set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+                 "%s: map: the disk shrank to %" PRIu64 " bytes meanwhile", d->top->path, size);
+      r = -1;
+    }
+    else
+      r = image_extents (d->top, off, end - off, e, MAP_BATCH, &n);
+    gate_leave (&d->gate, slot);
+    if (r == -1) goto out;
+    for (size_t i = 0; i < n; i++) {
+      if (have && pend.flags == e[i].flags && pend.off + pend.len == e[i].off) {
+        pend.len += e[i].len;
+        continue;
+      }
+      if (have && fn (opaque, pend.off, pend.len, pend.flags) != 0) goto cancelled;
+      pend = e[i];
+      have = true;
+    }
+    if (n == 0) {
+      set_error (VHDKIT_RC_FAILED, 0, "%s: internal error: no extents at %" PRIu64, d->top->path, off);
+      goto out;
+    }
+    off = e[n - 1].off + e[n - 1].len;
+  }
+  if (have && fn (opaque, pend.off, pend.len, pend.flags) != 0) goto cancelled;
+  ret = 0;
+  goto out;
+ cancelled:
+  if (vhdkit_get_error_code () == VHDKIT_RC_OK)
+    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->top->path);
+ out:
+  free (e);
+  return ret;
+}
+
+/* ---- exclusive calls (the gate closed) ---- */
+
+int
+disk_exclusive (struct disk *d, int (*fn) (struct disk *, void *), void *opaque)
+{
+  gate_close (&d->gate);
+  int r = fn (d, opaque);
+  gate_open (&d->gate);
+  return r;
 }
 
 /* Shrinking: every extent of the removed tail that is not known to read
- * as zeros is read and must be zeros. */
+ * as zeros must read as zeros. */
 static int
-tail_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
+tail_is_zero (struct disk *d, uint64_t from, uint64_t to)
 {
-  struct vhdkit_disk *d = opaque;
-  if (flags & VHDKIT_EXTENT_ZERO) return 0;
-  static _Thread_local uint8_t buf[1 << 20];
-  for (uint64_t done = 0; done < len; ) {
-    size_t n = len - done < sizeof buf ? (size_t) (len - done) : sizeof buf;
-    if (disk_pread_unlocked (d, buf, n, off + done) == -1) return -1;
-    for (size_t i = 0; i < n; i++)
-      if (buf[i]) {
-        set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-                   "%s: cannot shrink: byte %" PRIu64 " beyond the new size holds data",
-                   d->path, off + done + i);
-        return -1;
+  struct image_extent e[64];
+  uint8_t *buf = malloc (MiB);
+  if (!buf) { set_error_errno (ENOMEM, "%s", d->top->path); return -1; }
+  int ret = -1;
+  for (uint64_t off = from; off < to; ) {
+    size_t n;
+    if (image_extents (d->top, off, to - off, e, 64, &n) == -1) goto out;
+    for (size_t i = 0; i < n; i++) {
+      if (e[i].flags & VHDKIT_EXTENT_ZERO) continue;
+      for (uint64_t done = 0; done < e[i].len; ) {
+        size_t k = e[i].len - done < MiB ? (size_t) (e[i].len - done) : MiB;
+        if (image_pread (d->top, buf, k, e[i].off + done) == -1) goto out;
+        for (size_t b = 0; b < k; b++)
+          if (buf[b]) {
+            set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+                       "%s: cannot shrink: byte %" PRIu64 " beyond the new size holds data",
+                       d->top->path, e[i].off + done + b);
+            goto out;
+          }
+        done += k;
       }
-    done += n;
+    }
+    off = e[n - 1].off + e[n - 1].len;
   }
-  return 0;
+  ret = 0;
+ out:
+  free (buf);
+  return ret;
 }
 
 static int
-resize_locked (struct vhdkit_disk *d, uint64_t new_size)
+resize_alone (struct disk *d, void *opaque)
 {
-  if (new_size < d->size &&
-      map_locked (d, new_size, d->size - new_size, tail_extent, d) == -1)
+  if (!d->top) return gone_error (d);
+  uint64_t new_size = *(uint64_t *) opaque, old = d->top->size;
+  if (!d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, EBADF, "%s: resize: the image was opened read-only", d->top->path);
     return -1;
-  uint64_t old = d->size;
-  if (rct_resize_prepare (d, new_size) == -1 || d->drv->resize (d, new_size) == -1)
+  }
+  if (new_size == 0 || new_size % d->top->lss || new_size > VHDKIT_MAX_VIRTUAL_SIZE) {
+    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
+               "%s: resize: new size %" PRIu64 " must be a non-zero multiple of %" PRIu32
+               " and at most 64 TiB", d->top->path, new_size, d->top->lss);
     return -1;
-  return rct_resized (d, old, new_size);
+  }
+  if (new_size == old) return 0;
+  if (new_size < old && tail_is_zero (d, new_size, old) == -1) return -1;
+  if (rct_resize_prepare (d->rct, old, new_size) == -1 || image_resize (d->top, new_size) == -1)
+    return -1;
+  return rct_resized (d->rct, new_size);
 }
 
 int
-vhdkit_disk_resize (struct vhdkit_disk *d, uint64_t new_size)
+disk_resize (struct disk *d, uint64_t new_size)
 {
-  clear_error ();
+  return disk_exclusive (d, resize_alone, &new_size);
+}
+
+static int
+enable_alone (struct disk *d, void *opaque)
+{
+  if (!d->top) return gone_error (d);
   if (!d->writable) {
-    set_error (VHDKIT_RC_ACCESS_DENIED, EBADF,
-               "%s: resize: the image was opened read-only", d->path);
+    set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: enabling change tracking needs the image open for writing", d->top->path);
     return -1;
   }
-  if (new_size == 0 || new_size % d->lss || new_size > VHDKIT_MAX_VIRTUAL_SIZE) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-               "%s: resize: new size %" PRIu64 " must be a non-zero multiple of %"
-               PRIu32 " and at most 64 TiB", d->path, new_size, d->lss);
+  if (d->rct) {
+    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: change tracking is already enabled", d->top->path);
     return -1;
   }
-  if (new_size == d->size) return 0;
-  return LOCKED (d, resize_locked (d, new_size));
+  return rct_enable (d->top, *(uint32_t *) opaque, &d->rct);
+}
+
+int
+disk_rct_enable (struct disk *d, uint32_t granularity)
+{
+  return disk_exclusive (d, enable_alone, &granularity);
+}
+
+static int
+disable_alone (struct disk *d, void *opaque)
+{
+  if (!d->top) return gone_error (d);
+  if (!d->writable) {
+    set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: disabling change tracking needs the image open for writing", d->top->path);
+    return -1;
+  }
+  int r = rct_disable (d->rct, d->top->path);
+  d->rct = NULL;
+  return r;
+}
+
+int
+disk_rct_disable (struct disk *d)
+{
+  return disk_exclusive (d, disable_alone, NULL);
+}
+
+int
+disk_release_image (struct disk *d, char **path)
+{
+  *path = NULL;
+  if (d->top && !(*path = strdup (d->top->path))) {
+    set_error_errno (ENOMEM, "%s", d->top->path);
+    return -1;
+  }
+  return close_contents (d);
+}
+
+void
+disk_adopt (struct disk *d, struct disk *from)
+{
+  d->top = from->top;
+  d->rct = from->rct;
+  d->flags = from->flags;
+  d->writable = from->writable;
+  /* The driver's hook now reaches this disk's tracking. */
+  image_set_hooks_opaque (d->top, d);
+  gate_destroy (&from->gate);
+  free (from);
+}
+
+/* ---- tracking ---- */
+
+int
+disk_rct_status (struct disk *d, struct vhdkit_rct_status *st)
+{
+  ENTER (d);
+  int r = d->rct ? rct_get_status (d->rct, st) : 0;
+  LEAVE (d);
+  return r;
+}
+
+bool
+disk_rct_current (struct disk *d, struct guid *epoch, uint32_t *cur, uint32_t *granularity)
+{
+  int s = gate_enter (&d->gate);
+  if (s < 0) return false;
+  if (!d->top) { gate_leave (&d->gate, s); return false; }
+  bool ok = d->rct && d->rct->state == RCT_OK;
+  if (ok) rct_current (d->rct, epoch, cur, granularity);
+  gate_leave (&d->gate, s);
+  return ok;
+}
+
+static int
+new_epoch_alone (struct disk *d, void *opaque)
+{
+  if (!d->rct || !rct_needs_new_epoch (d->rct)) return 0;
+  return rct_new_epoch (d->rct, "the generation counter ran out");
+}
+
+int
+disk_checkpoint (struct disk *d, char *id)
+{
+  for (;;) {
+    ENTER (d);
+    struct rct *r = d->rct;
+    if (!r) {
+      LEAVE (d);
+      set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: change tracking is not enabled", d->top->path);
+      return -1;
+    }
+    if (!d->writable) {
+      LEAVE (d);
+      set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: a reference point needs the image open for writing", d->top->path);
+      return -1;
+    }
+    if (r->state != RCT_OK) {
+      LEAVE (d);
+      return rct_state_error (r);
+    }
+    if (rct_needs_new_epoch (r)) {
+      LEAVE (d);
+      if (disk_exclusive (d, new_epoch_alone, NULL) == -1) return -1;
+      continue;
+    }
+    /* Seal first: a write in flight now takes the next generation at
+     * its end (L-11); then the image and the tracking state, with the
+     * new generation, durable before the ID is given out. */
+    uint32_t sealed;
+    int rr = rct_seal (r, &sealed);
+    if (rr == 0) rr = flush_inside (d);
+    if (rr == 0) rct_format_id (&r->h.epoch, sealed, id);
+    LEAVE (d);
+    return rr;
+  }
+}
+
+int
+disk_changes (struct disk *d, const char *limit_id, uint64_t off, uint64_t len,
+              size_t max_ranges, struct vhdkit_changes *c)
+{
+  ENTER (d);
+  int r = rct_query (d->rct, d->top->path, LOAD_RELAXED (&d->top->size), d->top->lss,
+                     limit_id, off, len, max_ranges, c);
+  LEAVE (d);
+  return r;
 }

@@ -1,5 +1,5 @@
 /* Thread-local last error (see vhdkit.h, "Conventions").  No locking:
- * each thread has its own copy. */
+ * each thread has its own copy.  Layer 0: every layer may call it. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 static _Thread_local char msg[MSG_MAX];
 static _Thread_local int last_errno;
 static _Thread_local uint32_t last_rc;
+static _Thread_local unsigned held;
 
 const char *vhdkit_get_error (void) { return msg; }
 int vhdkit_get_errno (void) { return last_errno; }
@@ -19,26 +20,14 @@ uint32_t vhdkit_get_error_code (void) { return last_rc; }
 void
 clear_error (void)
 {
+  held = 0;
   msg[0] = '\0';
   last_errno = 0;
   last_rc = VHDKIT_RC_OK;
 }
 
-void
-error_save (struct saved_error *e)
-{
-  snprintf (e->msg, sizeof e->msg, "%s", msg);
-  e->errnum = last_errno;
-  e->rc = last_rc;
-}
-
-void
-error_restore (const struct saved_error *e)
-{
-  snprintf (msg, sizeof msg, "%s", e->msg);
-  last_errno = e->errnum;
-  last_rc = e->rc;
-}
+void error_hold (void) { held++; }
+void error_release (void) { held--; }
 
 uint32_t
 rc_from_errno (int e)
@@ -60,6 +49,7 @@ rc_from_errno (int e)
 static void
 vset (uint32_t rc, int errnum, const char *fmt, va_list ap)
 {
+  if (held) return;
   char buf[MSG_MAX];
   vsnprintf (buf, sizeof buf, fmt, ap);
   if (errnum)
@@ -93,6 +83,7 @@ error_prefix (const char *fmt, ...)
 {
   char pre[MSG_MAX], old[MSG_MAX];
   va_list ap;
+  if (held) return;
   va_start (ap, fmt);
   vsnprintf (pre, sizeof pre, fmt, ap);
   va_end (ap);

@@ -1,6 +1,6 @@
-/* Whole-file operations built on the disk API: create (dispatch by
- * format), convert, merge, check (dispatch).  They own their handles
- * for the duration of the call and take no locks beyond the handles'. */
+/* Whole-file operations on the disk layer (layer 5): convert and merge.
+ * They own their handles for the duration of the call, and call their
+ * callers' progress functions with no lock held (L-4). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/types.h>
@@ -11,46 +11,18 @@
 
 #include <pthread.h>
 
-#include "internal.h"
-#include "set/set.h"
-#include "vhdx/vhdx.h"
-
-static int
-format_for (const char *path, int format)
-{
-  if (format) return format;
-  return path_has_vhdx_ext (path) ? VHDKIT_FORMAT_VHDX : VHDKIT_FORMAT_RAW;
-}
-
-int
-vhdkit_disk_create (const char *path, const struct vhdkit_create_params *p)
-{
-  clear_error ();
-  if (!path || !*path || !p) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "create: no path or parameters given");
-    return -1;
-  }
-  switch (format_for (path, p->format)) {
-  case VHDKIT_FORMAT_VHDX: return vhdx_create (path, p);
-  case VHDKIT_FORMAT_RAW:
-    if (access (path, F_OK) == 0) {
-      set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: already exists", path);
-      return -1;
-    }
-    return raw_create (path, p);
-  default:
-    set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: vhdkit creates VHDX and raw images only", path);
-    return -1;
-  }
-}
+#include "disk.h"
 
 /* ---- convert ---- */
 
 #define CHUNK (4 * MiB)   /* convert works in chunks of this size */
 #define NBUF 4            /* chunks the reader may be ahead */
-struct item;
+
+/* The work: chunks of at most CHUNK bytes, from the source's map. */
+struct item { uint64_t off; uint32_t len; bool zero; };
+
 struct copy {
-  struct vhdkit_disk *src, *dst;
+  struct disk *src, *dst;
   uint8_t *bufs[NBUF];
   uint64_t total;
   vhdkit_progress_fn progress;
@@ -64,7 +36,9 @@ struct copy {
   size_t filled, written;
   uint64_t since_hint;          /* bytes written since the last writeback hint */
   bool stop, read_failed;
-  struct saved_error read_err;
+  char read_err[1024];
+  uint32_t read_rc;
+  int read_errno;
 };
 
 static bool
@@ -88,7 +62,7 @@ static int
 put_chunk (struct copy *c, const uint8_t *buf, size_t n, uint64_t off)
 {
   const size_t grain = 64 * 1024;
-  if (c->existing && disk_pread_unlocked (c->dst, c->dbuf, n, off) == -1) return -1;
+  if (c->existing && disk_pread (c->dst, c->dbuf, n, off) == -1) return -1;
   for (size_t k = 0; k < n; ) {
     size_t m = n - k < grain ? n - k : grain;
     bool z = all_zero (buf + k, m);
@@ -103,16 +77,13 @@ put_chunk (struct copy *c, const uint8_t *buf, size_t n, uint64_t off)
       if (same2 || z2 != z) break;
       e += q;
     }
-    int r = z && c->existing ? disk_zero (c->dst, e - k, off + k)
-                             : disk_write (c->dst, buf + k, e - k, off + k);
+    int r = z && c->existing ? disk_zero (c->dst, e - k, off + k, 0)
+                             : disk_pwrite (c->dst, buf + k, e - k, off + k, 0);
     if (r == -1) return -1;
     k = e;
   }
   return 0;
 }
-
-/* The work: chunks of at most CHUNK bytes, from the source's map. */
-struct item { uint64_t off; uint32_t len; bool zero; };
 
 static int
 plan_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
@@ -127,7 +98,7 @@ plan_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
       size_t cap = c->items_cap ? c->items_cap * 2 : 1024;
       struct item *ni = realloc (c->items, cap * sizeof *ni);
       if (!ni) {
-        set_error_errno (ENOMEM, "%s: convert plan", c->dst->path);
+        set_error_errno (ENOMEM, "%s: convert plan", c->dst->top->path);
         return -1;
       }
       c->items = ni;
@@ -140,7 +111,8 @@ plan_extent (void *opaque, uint64_t off, uint64_t len, unsigned flags)
 }
 
 /* The reader thread fills buffers ahead of the writer, so reading the
- * source and writing the destination overlap. */
+ * source and writing the destination overlap.  Its error is handed to
+ * the writer, which reports it. */
 static void *
 reader (void *opaque)
 {
@@ -156,10 +128,12 @@ reader (void *opaque)
     uint8_t *b = c->bufs[i % NBUF];
     int r = 0;
     if (it->zero) memset (b, 0, it->len);
-    else r = disk_pread_unlocked (c->src, b, it->len, it->off);
+    else r = disk_pread (c->src, b, it->len, it->off);
     pthread_mutex_lock (&c->m);
     if (r == -1) {
-      error_save (&c->read_err);
+      snprintf (c->read_err, sizeof c->read_err, "%s", vhdkit_get_error ());
+      c->read_rc = vhdkit_get_error_code ();
+      c->read_errno = vhdkit_get_errno ();
       c->read_failed = true;
     }
     else
@@ -178,7 +152,7 @@ run_pipeline (struct copy *c)
   pthread_mutex_init (&c->m, NULL);
   pthread_cond_init (&c->cv, NULL);
   if (pthread_create (&th, NULL, reader, c) != 0) {
-    set_error_errno (errno, "%s: start a reader thread", c->dst->path);
+    set_error_errno (errno, "%s: start a reader thread", c->dst->top->path);
     return -1;
   }
   int ret = 0;
@@ -188,20 +162,24 @@ run_pipeline (struct copy *c)
       pthread_cond_wait (&c->cv, &c->m);
     bool bad = c->filled <= i;
     pthread_mutex_unlock (&c->m);
-    if (bad) { error_restore (&c->read_err); ret = -1; break; }
+    if (bad) {
+      /* The reader's error, in this thread. */
+      set_error (c->read_rc, 0, "%s", c->read_err);
+      ret = -1;
+      break;
+    }
     const struct item *it = &c->items[i];
     ret = put_chunk (c, c->bufs[i % NBUF], it->len, it->off);
     /* Start writing back what is dirty every 64 MiB, so the final flush
      * does not find gigabytes waiting and the page cache does not
-     * throttle the writer (a hint: errors are ignored). */
+     * throttle the writer. */
     c->since_hint += it->len;
-    if (ret == 0 && c->since_hint >= 64 * MiB && !io_sim_enabled ()) {
-      struct io *io = c->dst->drv->get_io (c->dst);
-      sync_file_range (io->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (ret == 0 && c->since_hint >= 64 * MiB) {
+      image_hint_writeback (c->dst->top);
       c->since_hint = 0;
     }
     if (ret == 0 && c->progress && c->progress (c->opaque, it->off + it->len, c->total)) {
-      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->path);
+      set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: cancelled", c->dst->top->path);
       ret = -1;
     }
     pthread_mutex_lock (&c->m);
@@ -217,249 +195,162 @@ run_pipeline (struct copy *c)
 }
 
 int
-vhdkit_disk_convert (const char *src, const char *dst,
-                     const struct vhdkit_create_params *p)
+disk_convert (const char *src, const char *dst, const struct vhdkit_create_params *p)
 {
-  clear_error ();
-  struct vhdkit_create_params cp = p ? *p : (struct vhdkit_create_params) { 0 };
-  struct vhdkit_disk *s = vhdkit_disk_open (src, VHDKIT_OPEN_RDONLY);
+  struct vhdkit_create_params cp = *p;
+  struct disk *s = disk_open (src, VHDKIT_OPEN_RDONLY, false);
   if (!s) return -1;
-  if (!cp.size) cp.size = s->size;
-  if (!cp.logical_sector_size) cp.logical_sector_size = s->lss;
-  if (!cp.physical_sector_size) cp.physical_sector_size = s->pss;
+  uint64_t ssize;
+  uint32_t slss;
+  disk_get_size (s, &ssize, &slss);
+  if (!cp.size) cp.size = ssize;
+  if (!cp.logical_sector_size) cp.logical_sector_size = slss;
+  if (!cp.physical_sector_size) cp.physical_sector_size = s->top->pss;
   if (cp.parent || cp.type == VHDKIT_TYPE_DIFFERENCING) {
-    vhdkit_disk_close (s);
+    disk_abandon (s);
     set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: convert makes fixed or dynamic images, not differencing ones", dst);
     return -1;
   }
-  if (cp.size < s->size) {
-    vhdkit_disk_close (s);
+  if (cp.size < ssize) {
+    disk_abandon (s);
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: size %" PRIu64 " is smaller than the source's %" PRIu64,
-               dst, cp.size, s->size);
+               dst, cp.size, ssize);
     return -1;
   }
   vhdkit_progress_fn prog = cp.progress;
   cp.progress = NULL;   /* creation of a fixed image is quick */
-  struct vhdkit_disk *d;
+  struct disk *d;
   if (cp.existing) {
-    d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR);
-    if (d && (d->size < s->size || s->size % d->lss)) {
-      uint64_t dsize = d->size;
-      uint32_t dlss = d->lss;
-      vhdkit_disk_close (d);
+    d = disk_open (dst, VHDKIT_OPEN_RDWR, false);
+    uint64_t dsize;
+    uint32_t dlss;
+    if (d) disk_get_size (d, &dsize, &dlss);
+    if (d && (dsize < ssize || ssize % dlss)) {
+      disk_abandon (d);
       d = NULL;
       set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
                  "%s: the existing image (%" PRIu64 " bytes, %" PRIu32 "-byte sectors) cannot hold %s (%" PRIu64 " bytes)",
-                 dst, dsize, dlss, src, s->size);
+                 dst, dsize, dlss, src, ssize);
     }
-    if (!d) { struct saved_error e; error_save (&e); vhdkit_disk_close (s); error_restore (&e); return -1; }
+    if (!d) { disk_abandon (s); return -1; }
   }
   else {
-    if (vhdkit_disk_create (dst, &cp) == -1) { vhdkit_disk_close (s); return -1; }
-    d = vhdkit_disk_open (dst, VHDKIT_OPEN_RDWR | (format_for (dst, cp.format) == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0));
+    if (image_create (dst, &cp) == -1) { disk_abandon (s); return -1; }
+    int fmt = cp.format ? cp.format : path_has_vhdx_ext (dst) ? VHDKIT_FORMAT_VHDX : VHDKIT_FORMAT_RAW;
+    d = disk_open (dst, VHDKIT_OPEN_RDWR | (fmt == VHDKIT_FORMAT_RAW ? VHDKIT_OPEN_RAW : 0), false);
   }
-  struct copy c = { .src = s, .dst = d, .total = s->size, .progress = prog,
-                    .opaque = p ? p->progress_opaque : NULL, .existing = cp.existing };
+  struct copy c = { .src = s, .dst = d, .total = ssize, .progress = prog,
+                    .opaque = p->progress_opaque, .existing = cp.existing };
   int r = -1;
   if (!d) goto out;
   for (int i = 0; i < NBUF; i++)
     if (!(c.bufs[i] = malloc (CHUNK))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
   if (c.existing && !(c.dbuf = malloc (CHUNK))) { set_error_errno (ENOMEM, "%s", dst); goto out; }
-  r = vhdkit_disk_map (s, 0, s->size, plan_extent, &c);
+  r = disk_map (s, 0, ssize, plan_extent, &c);
   if (r == 0) r = run_pipeline (&c);
-  if (r == 0 && prog) prog (c.opaque, s->size, s->size);
+  if (r == 0 && prog) prog (c.opaque, ssize, ssize);
  out:
   for (int i = 0; i < NBUF; i++) free (c.bufs[i]);
   free (c.dbuf);
   free (c.items);
-  struct saved_error se;
-  if (r == -1) error_save (&se);
   if (d) {
-    int e = vhdkit_disk_close (d);
-    if (r == 0) r = e;
-    else error_restore (&se);
+    if (r == 0) r = disk_close (d);
+    else disk_abandon (d);
   }
-  if (r == -1) error_save (&se);
-  vhdkit_disk_close (s);
-  if (r == -1) {
-    if (!cp.existing) unlink (dst);
-    error_restore (&se);
-  }
+  disk_abandon (s);
+  if (r == -1 && !cp.existing) unlink (dst);
   return r;
 }
 
 /* ---- merge ---- */
 
-struct merge {
-  struct vhdkit_disk *child, *parent;
-  uint8_t *buf;
-  uint64_t total;
-  vhdkit_progress_fn progress;
-  void *opaque;
-};
-
-static int
-merge_extent (void *opaque, uint64_t off, uint64_t len, int what)
-{
-  struct merge *m = opaque;
-  int r = 0;
-  if (what == LAYER_ZERO)
-    r = disk_zero (m->parent, len, off);
-  else if (what == LAYER_DATA) {
-    for (uint64_t done = 0; done < len && r == 0; ) {
-      size_t n = len - done < 4 * MiB ? (size_t) (len - done) : 4 * MiB;
-      r = m->child->drv->pread (m->child, m->buf, n, off + done);
-      if (r == 0) r = disk_write (m->parent, m->buf, n, off + done);
-      done += n;
-    }
-  }
-  if (r == 0 && m->progress && m->progress (m->opaque, off + len, m->total)) {
-    set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: merge cancelled", m->child->path);
-    r = -1;
-  }
-  return r;
-}
-
-static int merge_impl (const char *child_path, const uint8_t *next_dwg, bool track_parent,
-                       vhdkit_progress_fn progress, void *opaque);
-
 /* Merge (docs/CRASH-SAFETY.md VX-8): first the child records, as
  * parent_linkage2, the DataWriteGuid the parent will take; then the
  * parent is written.  At every instant the child opens against its
  * parent and reads the same data, so an interrupted merge is finished by
- * running it again. */
+ * running it again.  The merge owns both handles: it calls the image
+ * layer on the child directly. */
 int
-vhdkit_disk_merge (const char *child_path, vhdkit_progress_fn progress,
-                   void *opaque)
-{
-  clear_error ();
-  if (child_path && set_path_split (child_path, NULL, NULL)) {
-    /* The leaf's parent is a snapshot's frozen image (VS-5). */
-    set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
-               "%s: merging the leaf of a VHD Set into its parent would change a snapshot; "
-               "use vhdkit set delete (or optimize) instead", child_path);
-    return -1;
-  }
-  return merge_impl (child_path, NULL, true, progress, opaque);
-}
-
-int
-disk_merge_into_parent (const char *child_path, const uint8_t *next,
-                        vhdkit_progress_fn progress, void *opaque)
-{
-  return merge_impl (child_path, next, false, progress, opaque);
-}
-
-static int
-merge_impl (const char *child_path, const uint8_t *next_dwg, bool track_parent,
+disk_merge (const char *child_path, const uint8_t *next_dwg, bool track_parent,
             vhdkit_progress_fn progress, void *opaque)
 {
-  struct vhdkit_disk *c = vhdkit_disk_open (child_path, VHDKIT_OPEN_RDWR);
+  struct disk *c = disk_open (child_path, VHDKIT_OPEN_RDWR, false);
   if (!c) return -1;
-  struct merge m = { .child = c, .progress = progress, .opaque = opaque, .total = c->size };
+  struct image *ci = c->top;
+  struct disk *par = NULL;
+  uint8_t *buf = NULL;
+  char *ppath = NULL;
+  struct drv_extent ex[64];
   int r = -1;
-  if (!c->parent) {
+  if (!ci->parent) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: not a differencing image: nothing to merge", child_path);
     goto out;
   }
-  char *ppath = strdup (c->parent_path);
-  if (!ppath) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
-  struct guid next;
-  if (next_dwg) memcpy (next.b, next_dwg, 16);
-  else if (guid_generate (&next) == -1) {
-    set_error_errno (errno, "%s: random GUID", child_path);
-    free (ppath);
+  if (!(ppath = strdup (ci->parent_path)) || !(buf = malloc (4 * MiB))) {
+    set_error_errno (ENOMEM, "%s", child_path);
     goto out;
   }
-  if (vhdx_set_linkage2 (c, &next) == -1) { free (ppath); goto out; }
-  /* The child's own parent handle is read-only; the merge writes
-   * through a second, writable one. */
-  disk_close_unlocked (c->parent);
-  c->parent = NULL;
-  m.parent = track_parent ? vhdkit_disk_open (ppath, VHDKIT_OPEN_RDWR)
-                          : disk_open_untracked (ppath, VHDKIT_OPEN_RDWR);
-  free (ppath);
-  if (!m.parent) { error_prefix ("%s: merge", child_path); goto out; }
-  if (vhdx_preset_data_write_guid (m.parent, &next) == -1) goto out;
-  if (m.parent->size < c->size) {
-    uint64_t old = m.parent->size;
-    if (rct_resize_prepare (m.parent, c->size) == -1 ||
-        m.parent->drv->resize (m.parent, c->size) == -1 ||
-        rct_resized (m.parent, old, c->size) == -1)
+  uint8_t next[16], link1[16];
+  if (next_dwg) memcpy (next, next_dwg, 16);
+  else {
+    struct guid g;
+    if (guid_generate (&g) == -1) {
+      set_error_errno (errno, "%s: random GUID", child_path);
       goto out;
+    }
+    memcpy (next, g.b, 16);
   }
-  if (!(m.buf = malloc (4 * MiB))) { set_error_errno (ENOMEM, "%s", child_path); goto out; }
-  r = c->drv->map_layer (c, 0, c->size, merge_extent, &m);
+  image_data_write_guid (ci->parent, link1);
+  if (image_set_linkages (ci, link1, next) == -1) goto out;
+  /* The child's parent is shared and read-only; the merge writes
+   * through a handle of its own. */
+  image_drop_parent (ci);
+  par = disk_open (ppath, VHDKIT_OPEN_RDWR, !track_parent);
+  if (!par) { error_prefix ("%s: merge", child_path); goto out; }
+  if (image_preset_data_write_guid (par->top, next) == -1) goto out;
+  uint64_t csize = ci->size, psize;
+  disk_get_size (par, &psize, NULL);
+  if (psize < csize && disk_resize (par, csize) == -1) goto out;
+  /* The child's own extents: data is copied, zeros are zeroed. */
+  for (uint64_t off = 0; off < csize; ) {
+    size_t n;
+    if (image_layer_extents (ci, off, csize - off, ex, 64, &n) == -1) goto out;
+    for (size_t i = 0; i < n; i++) {
+      if (ex[i].what == LAYER_ZERO && disk_zero (par, ex[i].len, ex[i].off, 0) == -1) goto out;
+      if (ex[i].what == LAYER_DATA)
+        for (uint64_t done = 0; done < ex[i].len; ) {
+          size_t k = ex[i].len - done < 4 * MiB ? (size_t) (ex[i].len - done) : 4 * MiB;
+          if (image_pread (ci, buf, k, ex[i].off + done) == -1 ||
+              disk_pwrite (par, buf, k, ex[i].off + done, 0) == -1)
+            goto out;
+          done += k;
+        }
+      if (progress && progress (opaque, ex[i].off + ex[i].len, csize)) {
+        set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: merge cancelled", child_path);
+        goto out;
+      }
+    }
+    off = ex[n - 1].off + ex[n - 1].len;
+  }
   /* Inside a set the parent must end up with exactly NEXT (VS-6), also
    * when the child held nothing. */
-  if (r == 0 && next_dwg) r = vhdx_take_data_write_guid (m.parent);
-  if (r == 0) r = disk_flush (m.parent);
+  if (next_dwg && image_take_data_write_guid (par->top) == -1) goto out;
+  if (disk_flush (par) == -1) goto out;
   /* The parent now durably has NEXT as its DataWriteGuid (if anything
    * was written): point both linkages at it, so that readers checking
    * only parent_linkage (libvhdi) accept the child too. */
-  if (r == 0) {
-    uint8_t now[16];
-    m.parent->drv->data_write_guid (m.parent, now);
-    struct guid g;
-    memcpy (g.b, now, 16);
-    r = vhdx_set_linkages (c, &g, &g);
-  }
+  uint8_t now[16];
+  image_data_write_guid (par->top, now);
+  if (image_set_linkages (ci, now, now) == -1) goto out;
+  r = 0;
  out:
-  free (m.buf);
-  struct saved_error se;
-  if (r == -1) error_save (&se);
-  if (m.parent && vhdkit_disk_close (m.parent) == -1 && r == 0) {
-    r = -1;
-    error_save (&se);
+  free (buf);
+  free (ppath);
+  if (par) {
+    if (r == 0) r = disk_close (par);
+    else disk_abandon (par);
   }
-  if (vhdkit_disk_close (c) == -1 && r == 0) {
-    r = -1;
-    error_save (&se);
-  }
-  if (r == -1) error_restore (&se);
+  if (r == 0) r = disk_close (c);
+  else disk_abandon (c);
   return r;
-}
-
-int
-vhdkit_check (const char *path, vhdkit_report_fn report, void *opaque)
-{
-  clear_error ();
-  if (!path || !*path) {
-    set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "no path given");
-    return -1;
-  }
-  if (set_path_split (path, NULL, NULL)) {
-    /* A VHD Set: the set file, the chain it names (VS-3), and every
-     * image of the chain. */
-    struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
-    if (!d) {
-      if (vhdkit_get_error_code () != VHDKIT_RC_FAILED) return -1;
-      if (report) report (opaque, vhdkit_get_error ());
-      return 1;
-    }
-    int worst = 0;
-    for (struct vhdkit_disk *m = d; m && worst != -1; m = m->parent) {
-      int r = vhdx_check (m->path, report, opaque);
-      if (r != 0) worst = r;
-    }
-    vhdkit_disk_close (d);
-    return worst;
-  }
-  int fmt = vhdkit_probe_format (path);
-  if (fmt == VHDKIT_FORMAT_UNKNOWN) {
-    /* A file that exists but is not a recognisable image is a finding. */
-    if (vhdkit_get_error_code () == VHDKIT_RC_FAILED) {
-      if (report) report (opaque, vhdkit_get_error ());
-      return 1;
-    }
-    return -1;
-  }
-  if (fmt == VHDKIT_FORMAT_VHDX)
-    return vhdx_check (path, report, opaque);
-  /* Raw images have no structure to check; VHD is refused on open. */
-  struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
-  if (!d)
-    return -1;
-  vhdkit_disk_close (d);
-  return 0;
 }

@@ -20,6 +20,8 @@ packages=(
   bzip2
   gzip
   hyperfine
+  go-md2man             # man pages from docs/*.md (make install)
+  pkg-config
   strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
 )

@@ -15,7 +15,15 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${VHDKIT_BUILD:=$TOP/build}"
 : "${VHDKIT:=$VHDKIT_BUILD/vhdkit}"
 : "${VHDKIT_CORPUS:=$TOP/../shared/corpus}"
-export VHDKIT VHDKIT_BUILD VHDKIT_CORPUS
+# The CLI with the io simulator linked in (docs/IO-SIM.md): the only
+# vhdkit that VHDKIT_SIM affects.  Tests that simulate faults or crashes
+# call use_sim_cli, which makes $VHDKIT this one.
+VHDKIT_SIMCLI=$VHDKIT_BUILD/tests/vhdkit-sim
+export VHDKIT VHDKIT_BUILD VHDKIT_CORPUS VHDKIT_SIMCLI
+use_sim_cli () {
+  [ -x "$VHDKIT_SIMCLI" ] || fail "$VHDKIT_SIMCLI is missing (make all builds it)"
+  VHDKIT=$VHDKIT_SIMCLI
+}
 # Debian's python3 carries python3-libvhdi; another python3 may come first.
 PY=/usr/bin/python3
 

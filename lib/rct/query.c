@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "rct.h"
-#include "set/set.h"
 
 struct out {
   struct vhdkit_changes *c;
@@ -67,39 +66,37 @@ add (struct out *o, uint64_t lo, uint64_t hi, uint8_t kind)
   return 0;
 }
 
-void
-vhdkit_changes_free (struct vhdkit_changes *c)
+static void
+changes_free (struct vhdkit_changes *c)
 {
-  if (!c) return;
+  uint32_t struct_size = c->struct_size;
   free (c->offsets);
   free (c->lengths);
   free (c->kinds);
   memset (c, 0, sizeof *c);
+  c->struct_size = struct_size;
 }
 
-static int
-query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
-              uint64_t off, uint64_t len, size_t max_ranges,
-              struct vhdkit_changes *c)
+int
+rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
+           const char *limit_id, uint64_t off, uint64_t len, size_t max_ranges,
+           struct vhdkit_changes *c)
 {
-  /* §3.3: a target snapshot is for VHD Sets only. */
-  if (target && *target) {
-    set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
-               "%s: TargetSnapshotId applies to VHD Sets (.vhds) only", d->path);
-    return -1;
-  }
+  uint32_t struct_size = c->struct_size;
+  memset (c, 0, sizeof *c);
+  c->struct_size = struct_size;
   /* §3.1 */
   uint64_t end;
-  if (off % d->lss || len % d->lss) {
+  if (off % lss || len % lss) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
                "%s: ByteOffset %" PRIu64 " and ByteLength %" PRIu64
-               " must be multiples of the logical sector size %" PRIu32, d->path, off, len, d->lss);
+               " must be multiples of the logical sector size %" PRIu32, path, off, len, lss);
     return -1;
   }
-  if (!add_ok (off, len, &end) || end > d->size) {
+  if (!add_ok (off, len, &end) || end > size) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
                "%s: ByteOffset %" PRIu64 " + ByteLength %" PRIu64 " exceeds the virtual size %" PRIu64,
-               d->path, off, len, d->size);
+               path, off, len, size);
     return -1;
   }
   /* §3.2 */
@@ -107,47 +104,46 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
   uint32_t gen;
   if (!limit_id || rct_parse_id (limit_id, &epoch, &gen) == -1) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0,
-               "%s: LimitId \"%s\" is not an RCT ID (rctX:<epoch>:<generation>)", d->path,
+               "%s: LimitId \"%s\" is not an RCT ID (rctX:<epoch>:<generation>)", path,
                limit_id ? limit_id : "");
     return -1;
   }
-  struct rct *r = d->rct;
   if (!r) {
     set_error (VHDKIT_RC_INVALID_STATE, 0,
-               "%s: change tracking is not enabled, so there are no reference points; a full backup is needed", d->path);
+               "%s: change tracking is not enabled, so there are no reference points; a full backup is needed", path);
     return -1;
   }
   if (r->state == RCT_BUSY) {
     set_error (VHDKIT_RC_IN_USE, 0, "%s", r->why);
     return -1;
   }
-  if (r->state == RCT_INVALID) {
+  if (r->state == RCT_INVALID || r->state == RCT_FAILED) {
     set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: every reference point is invalid; a full backup is needed",
                r->why);
     return -1;
   }
+  uint32_t cur = LOAD_ACQUIRE (&r->cur);
   if (!guid_eq (&epoch, &r->h.epoch)) {
     const char *why = r->h.reason[0] ? r->h.reason : "tracking was enabled again";
     set_error (VHDKIT_RC_INVALID_STATE, 0,
                "%s: RCT ID %s belongs to another tracking epoch (the current one began because %s); a full backup is needed",
-               d->path, limit_id, why);
+               path, limit_id, why);
     return -1;
   }
-  if (gen == 0 || gen >= r->h.cur) {
+  if (gen == 0 || gen >= cur) {
     set_error (VHDKIT_RC_INVALID_STATE, 0,
                "%s: RCT ID %s was never issued (the newest reference point is generation %" PRIu32 "); a full backup is needed",
-               d->path, limit_id, r->h.cur - 1);
+               path, limit_id, cur - 1);
     return -1;
   }
   if (max_ranges == 0) max_ranges = VHDKIT_CHANGES_DEFAULT_MAX;
   if (max_ranges > VHDKIT_CHANGES_MAX_CAP) {
     set_error (VHDKIT_RC_OUT_OF_MEMORY, 0,
                "%s: a cap of %zu ranges would exceed the memory cap of %u ranges per call; page with a smaller cap",
-               d->path, max_ranges, VHDKIT_CHANGES_MAX_CAP);
+               path, max_ranges, VHDKIT_CHANGES_MAX_CAP);
     return -1;
   }
 
-  memset (c, 0, sizeof *c);
   struct out o = { .c = c, .cap = max_ranges, .win_lo = off, .win_hi = end };
   if (len == 0) return 0;
   uint64_t g = r->h.granularity;
@@ -159,14 +155,17 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
   uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
   for (uint64_t p = p0; p <= p1 && !o.full; ) {
     uint64_t page_lo = p * RCT_PER_PAGE * g;
-    /* Skip whole L1 pages, then leaf pages, with nothing newer than GEN. */
-    if (p % RCT_L1_PER_PAGE == 0 && p + RCT_L1_PER_PAGE <= p1 && r->l2[p / RCT_L1_PER_PAGE] <= gen &&
+    /* Skip whole L1 pages, then leaf pages, with nothing newer than GEN
+     * (newest values only grow: a stale one is older than a write that
+     * completed before the query, so it cannot hide one). */
+    if (p % RCT_L1_PER_PAGE == 0 && p + RCT_L1_PER_PAGE <= p1 &&
+        LOAD_RELAXED (&r->l2[p / RCT_L1_PER_PAGE]) <= gen &&
         !r->any_recovered && page_lo + RCT_L1_PER_PAGE * RCT_PER_PAGE * g <= grown) {
       p += RCT_L1_PER_PAGE;
       continue;
     }
     bool rec = r->any_recovered && ((r->recovered[p / 8] >> (p % 8)) & 1);
-    if (p < r->npages && r->l1[p] <= gen && !rec) {
+    if (p < r->npages && LOAD_RELAXED (&r->l1[p]) <= gen && !rec) {
       if (page_lo + RCT_PER_PAGE * g > grown) {
         if (add (&o, grown > page_lo ? grown : page_lo, page_lo + RCT_PER_PAGE * g, VHDKIT_CHANGE_DATA) == -1) goto nomem;
       }
@@ -180,14 +179,21 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
     }
     /* RCT-9: only the page's newest block is after GEN, so the summary
      * alone answers, without reading the page. */
-    if (p < r->npages && r->l1s[p] <= gen && page_lo + RCT_PER_PAGE * g <= grown) {
-      uint64_t blo = page_lo + (uint64_t) (r->l1t[p] & ~RCT_TOP_ZERO) * g;
-      if (add (&o, blo, blo + g, (r->l1t[p] & RCT_TOP_ZERO) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1)
+    uint32_t smax = 0, ssecond = 0;
+    uint16_t stop = 0;
+    if (p < r->npages) rct_page_summary (r, p, &smax, &ssecond, &stop);
+    if (p < r->npages && ssecond <= gen && smax > gen && page_lo + RCT_PER_PAGE * g <= grown) {
+      uint64_t blo = page_lo + (uint64_t) (stop & ~RCT_TOP_ZERO) * g;
+      if (add (&o, blo, blo + g, (stop & RCT_TOP_ZERO) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1)
         goto nomem;
       p++;
       continue;
     }
-    if (rct_load_leaf (r, p, tags) == -1) { free (tags); return -1; }
+    if (p < r->npages) {
+      if (rct_page_tags (r, p, tags) == -1) { free (tags); return -1; }
+    }
+    else
+      memset (tags, 0, RCT_PER_PAGE * 4);
     uint64_t klo = p == p0 ? b0 % RCT_PER_PAGE : 0;
     uint64_t khi = p == p1 ? (b1 - 1) % RCT_PER_PAGE : RCT_PER_PAGE - 1;
     for (uint64_t k = klo; k <= khi && !o.full; k++) {
@@ -212,46 +218,7 @@ query_locked (struct vhdkit_disk *d, const char *limit_id, const char *target,
   return 0;
  nomem:
   free (tags);
-  vhdkit_changes_free (c);
-  set_error_errno (ENOMEM, "%s: the answer needs more memory than there is", d->path);
+  changes_free (c);
+  set_error_errno (ENOMEM, "%s: the answer needs more memory than there is", path);
   return -1;
-}
-
-int
-vhdkit_disk_get_changes (struct vhdkit_disk *d, const char *limit_id,
-                         const char *target, uint64_t offset, uint64_t length,
-                         size_t max_ranges, struct vhdkit_changes *out)
-{
-  clear_error ();
-  memset (out, 0, sizeof *out);
-  pthread_mutex_lock (&d->lock);
-  int r;
-  if (d->set) {
-    /* A set: snapshot IDs, and a target snapshot answered from its own
-     * sealed tracking state (docs/VHD-SETS.md). */
-    char buf[VHDKIT_RCT_ID_MAX];
-    const char *limit;
-    struct vhdkit_disk *td;
-    bool empty;
-    r = set_resolve_query (d, limit_id, target, buf, &limit, &td, &empty);
-    if (r == 0 && td) {
-      pthread_mutex_lock (&td->lock);
-      r = query_locked (td, limit, NULL, offset, length, max_ranges, out);
-      pthread_mutex_unlock (&td->lock);
-      if (r == 0 && empty) {          /* the same point: nothing changed */
-        vhdkit_changes_free (out);
-        out->processed = length;
-      }
-      struct saved_error e;
-      if (r == -1) error_save (&e);
-      vhdkit_disk_close (td);
-      if (r == -1) error_restore (&e);
-    }
-    else if (r == 0)
-      r = query_locked (d, limit, target, offset, length, max_ranges, out);
-  }
-  else
-    r = query_locked (d, limit_id, target, offset, length, max_ranges, out);
-  pthread_mutex_unlock (&d->lock);
-  return r;
 }

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "chain.h"
 #include "guid.h"
 
 #define RCT_PAGE        4096
@@ -27,6 +27,8 @@ enum rct_state {
   RCT_OK,          /* tracking and trustworthy */
   RCT_INVALID,     /* read-only view of state that cannot be trusted */
   RCT_BUSY,        /* a writer holds the tracking files */
+  RCT_FAILED,      /* a change of the files failed half way: writes are
+                      refused until the image is opened again */
 };
 
 /* A generation in which the size changed: the smallest size it passed
@@ -53,44 +55,92 @@ struct rct_header {
   char reason[256];              /* why the current epoch began ("" = enabled) */
 };
 
-struct rct_leaf {                /* a cached leaf page */
-  uint64_t page;                 /* index; UINT64_MAX = empty slot */
-  uint32_t *tags;                /* RCT_PER_PAGE */
-  bool dirty;
+/* A leaf page in memory (writers only).  Under its stripe lock (L-9). */
+struct rct_page {
+  uint32_t tags[RCT_PER_PAGE];
+  uint32_t version;              /* bumped by every change */
+  bool dirty;                    /* changed since last durable */
 };
 
+#define RCT_STRIPES 64           /* locks over the leaf pages (L-9) */
+
+/* The tracking of one open image.
+ *
+ * Locking (docs/ARCHITECTURE.md):
+ *  - L-8 lock: the header (but cur, see below), the session, flushes
+ *    (held across the .rct writes and syncs of a flush), reference points.
+ *  - L-9 stripe[p % RCT_STRIPES]: leaf page p in memory (dir[p], its
+ *    tags, dirty, version) and its summary (l1, l1s, l1t).  Held for
+ *    memory work only.
+ *  - L-10 mrt_lock: writing the write-ahead map; held across its write
+ *    and sync, by one writer at a time, who writes every bit requested
+ *    so far (group commit).  Bits known durable (mrt) are read without
+ *    it; requests are or'ed into want without it.
+ *  - cur (the generation now written), inflight, touch, l2, l1_dirty and
+ *    leaves_with_tags are atomics.
+ *  - Everything sized by the disk (the arrays, npages) changes only when
+ *    the disk layer's gate is closed (resize, new epoch: L-2).
+ * Lock order: vhdx commit (L-5), then lock (L-8), then mrt_lock (L-10),
+ * then a stripe (L-9).
+ */
 struct rct {
-  struct vhdkit_disk *d;
+  struct image *img;             /* the tracked image */
+  const char *image_path;        /* img's */
   char *path, *mrt_path;
   struct io *io, *mio;
   enum rct_state state;
-  char why[512];                 /* for RCT_INVALID/BUSY: the sentence */
+  char why[512];                 /* for RCT_INVALID/BUSY/FAILED: the sentence */
   bool writable;
-  struct rct_header h;
+  uint32_t lss;
+
+  pthread_mutex_t lock;          /* L-8 */
+  struct rct_header h;           /* under lock; h.cur mirrors cur */
+  uint32_t cur;                  /* atomic: the generation now written */
   int hslot;                     /* slot of the current header copy */
+  bool session_marked;           /* this session's map and dirty header are durable (RCT-10) */
+  bool hdr_dirty;                /* header fields changed since the last header write */
+  uint32_t flush_seq;            /* atomic: flushes begun */
+
   uint64_t leaf_off;             /* file offset of leaf page 0 */
   uint64_t npages;               /* leaf pages covering the virtual size */
+  uint64_t nl1;                  /* L1 pages covering npages */
+  uint64_t nmrt;                 /* bit pages of the map */
   /* The summary of leaf page p (RCT-9): the newest generation in it,
    * the newest among its other blocks, and which block is the newest. */
   uint32_t *l1;                  /* newest generation per leaf page (npages) */
   uint32_t *l1s;                 /* newest generation except block l1t[p] */
   uint16_t *l1t;                 /* that block (0..1019) | RCT_TOP_ZERO */
-  uint32_t *l2;                  /* max of each L1 page's entries */
-  uint64_t nl1;                  /* L1 pages covering npages */
-  uint8_t *l1_dirty;             /* per L1 page */
-  uint8_t *mrt;                  /* MRT bits known durable in IMAGE.mrt (npages) */
-  uint64_t nmrt;
+  uint32_t *l2;                  /* atomic max of each L1 page's entries */
+  uint8_t *l1_dirty;             /* atomic, per L1 page */
+  uint64_t leaves_with_tags;     /* atomic: pages p < npages with l1[p] > 0 */
+
+  /* Writers only. */
+  pthread_mutex_t stripe[RCT_STRIPES];   /* L-9 */
+  struct rct_page **dir;         /* per leaf page, NULL if not in memory */
+  size_t npages_loaded;          /* atomic */
+  uint32_t *inflight;            /* atomic: writes between begin and end (L-11) */
+  uint32_t *touch;               /* atomic max: flush_seq at their end (L-11) */
+  pthread_mutex_t dirty_lock;    /* L-9: the list of dirty leaf pages */
+  uint64_t *dirty_list;
+  size_t ndirty_list, dirty_cap;
+  pthread_mutex_t mrt_lock;      /* L-10 */
+  uint8_t *mrt;                  /* atomic bytes: bits known durable in IMAGE.mrt */
+  uint8_t *mrt_want;             /* atomic bytes: bits requested */
+
+  /* Readers only. */
   uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
-  uint8_t *touched;              /* pages written since the last flush */
-  uint64_t leaves_with_tags;     /* pages p < npages with l1[p] > 0 */
+  bool any_recovered;
   const uint8_t *map;            /* IMAGE.rct mapped read-only, for queries */
   size_t map_len;
-  bool any_recovered;
-  struct rct_leaf *cache;        /* open addressing by page */
-  size_t cache_cap, cache_count;
-  size_t purge_at;               /* next cache size at which clean pages are dropped */
-  bool session_marked;           /* this session's map and dirty header are durable (RCT-10) */
-  bool hdr_dirty;                /* header fields changed since the last header write */
+};
+
+/* What one write, zero or discard recorded (rct_write_begin .. _end). */
+struct rct_op {
+  uint64_t b0, b1;               /* blocks [b0, b1) */
+  uint64_t p0, p1;               /* leaf pages [p0, p1] */
+  uint64_t z0, z1;               /* blocks wholly zeroed [z0, z1) */
+  uint32_t gen;                  /* the generation tagged at begin */
+  bool active;
 };
 
 /* rct-format.c */
@@ -112,10 +162,76 @@ uint64_t rct_l1_pages (uint32_t granularity);
 #define RCT_MRT_MAGIC  0x4254524du     /* "MRTB" */
 #define RCT_MRTH_MAGIC 0x4854524du     /* "MRTH" */
 
-/* rct.c, for query.c */
+/* rct.c, for query.c and track.c */
 int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);   /* 1: substituted */
 uint64_t rct_min_size_since (const struct rct *r, uint32_t gen);
 int rct_parse_id (const char *id, struct guid *epoch, uint32_t *gen);
 void rct_format_id (const struct guid *epoch, uint32_t gen, char *out);
+int rct_write_header (struct rct *r);
+void rct_sum_from_tags (struct rct *r, uint64_t p, const uint32_t *tags);
+int rct_state_error (struct rct *r);
+/* Size the arrays for a disk of SIZE (growing keeps what is there). */
+int rct_size_arrays (struct rct *r, uint64_t size);
+void rct_free_arrays (struct rct *r);
+/* track.c, for rct.c: flush with the lock held (ALL: clear every bit of
+ * the map, at a clean close); write the session's map. */
+int rct_flush_locked (struct rct *r, bool all);
+/* Begin the writing session if it has not begun (RCT-10); L-8 held. */
+int rct_session_begin_locked (struct rct *r);
+int rct_mrt_put_session (struct rct *r, uint64_t from);
+int rct_recover_page (struct rct *r, uint64_t p);
+/* For queries: page P's tags (memory first), and its summary. */
+int rct_page_tags (struct rct *r, uint64_t p, uint32_t *tags);
+void rct_page_summary (struct rct *r, uint64_t p, uint32_t *max, uint32_t *second, uint16_t *top);
+/* The MRT bit of leaf page P as known durable / set it in memory. */
+bool rct_mrt_get (const struct rct *r, uint64_t p);
+void rct_mrt_set (struct rct *r, uint64_t p);
+
+/* ---- the interface of the layer (for the disk layer, disk.c) ---- */
+
+/* Load IMAGE.rct of IMG if it exists (*OUT = NULL when tracking is
+ * off).  A writer recovers after an unclean close. */
+int rct_attach (struct image *img, bool writable, struct rct **out);
+/* Flush and release (clean close): -1 if the state could not be made
+ * durable (released either way). */
+int rct_detach (struct rct *r);
+/* Release on a failure path (the error stays). */
+void rct_abandon (struct rct *r);
+/* Start tracking IMG (opened read-write): *OUT gets the attached state. */
+int rct_enable (struct image *img, uint32_t granularity, struct rct **out);
+/* Stop tracking: release R (may be NULL) and delete IMAGE's files. */
+int rct_disable (struct rct *r, const char *image_path);
+
+/* The write path (track.c, RCT-2, L-11): before a write, zero or
+ * discard of [OFF, OFF+LEN) reaches the image, and after it ended
+ * (whatever its result).  ZERO: the range reads as zeros afterwards. */
+int rct_write_begin (struct rct *r, uint64_t off, uint64_t len, bool zero, struct rct_op *op);
+void rct_write_end (struct rct *r, struct rct_op *op);
+/* After the image was flushed: make tracking state durable (RCT-3). */
+int rct_flush (struct rct *r);
+/* A reference point: seal the current generation (*SEALED); the caller
+ * flushes the image, then rct_flush makes the new generation durable. */
+int rct_seal (struct rct *r, uint32_t *sealed);
+/* True when the generation counter is exhausted: the next reference
+ * point needs a new epoch, with the gate closed (rct_new_epoch). */
+bool rct_needs_new_epoch (struct rct *r);
+int rct_new_epoch (struct rct *r, const char *why);
+/* The image is about to take a new DataWriteGuid (VHDX), INV-4: the
+ * driver hook. */
+int rct_before_data_write_guid (struct rct *r, const uint8_t guid[16]);
+/* Before the image is resized (RCT-8), and after; gate closed. */
+int rct_resize_prepare (struct rct *r, uint64_t old_size, uint64_t new_size);
+int rct_resized (struct rct *r, uint64_t new_size);
+/* Status, for vhdkit_rct_status. */
+int rct_get_status (struct rct *r, struct vhdkit_rct_status *st);
+/* GetVirtualDiskChanges (query.c). */
+int rct_query (struct rct *r, const char *image_path, uint64_t size, uint32_t lss,
+               const char *limit_id, uint64_t off, uint64_t len,
+               size_t max_ranges, struct vhdkit_changes *c);
+/* The epoch and the generation now written (sets: records). */
+void rct_current (struct rct *r, struct guid *epoch, uint32_t *cur, uint32_t *granularity);
+/* VHD Sets: the tracking of SRC_IMAGE, closed cleanly, copied to
+ * DST_IMAGE whose DataWriteGuid is DWG. */
+int rct_clone_files (const char *src_image, const char *dst_image, const uint8_t dwg[16]);
 
 #endif

@@ -260,3 +260,21 @@ vhds_children (const struct vhds *v, uint32_t member, uint32_t *only)
     if (v->m[i].parent == member) { n++; if (only) *only = i; }
   return n;
 }
+
+/* A deep copy of SRC into DST (views for readers); -1 only for ENOMEM. */
+int
+vhds_copy (struct vhds *dst, const struct vhds *src)
+{
+  *dst = *src;
+  dst->m = NULL;
+  dst->r = NULL;
+  if (src->nmembers && !(dst->m = malloc (src->nmembers * sizeof *dst->m))) return -1;
+  if (src->nrecords && !(dst->r = malloc (src->nrecords * sizeof *dst->r))) {
+    free (dst->m);
+    dst->m = NULL;
+    return -1;
+  }
+  if (src->nmembers) memcpy (dst->m, src->m, src->nmembers * sizeof *dst->m);
+  if (src->nrecords) memcpy (dst->r, src->r, src->nrecords * sizeof *dst->r);
+  return 0;
+}

@@ -1,8 +1,9 @@
-/* ValidateVirtualHardDisk for VHDX: opens the image read-only (which
- * validates the header section, region table, metadata, log and parent
- * chain), then checks every BAT entry: states valid for the image type,
- * reserved bits, locations inside the file, and that no two blocks and
- * no block and structure overlap.  Changes nothing. */
+/* ValidateVirtualHardDisk for one VHDX file: opens it read-only (which
+ * validates the header section, region table, metadata and log), then
+ * checks every BAT entry: states valid for the image type, reserved
+ * bits, locations inside the file, and that no two blocks and no block
+ * and structure overlap.  Changes nothing.  The parent chain is the
+ * chain layer's to check (image_check). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,29 +43,34 @@ int
 vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
 {
   unsigned n = 0;
-  struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
-  if (!d) {
+  struct io *io = io_open (path, O_RDONLY, 0);
+  if (!io) {
+    set_error_errno (errno, "%s: cannot open", path);
+    return -1;
+  }
+  struct vhdx *s;
+  struct drv_geometry g;
+  struct drv_open_args a = { .path = path, .io = io, .writable = false };
+  if (vhdx_open_inst (&a, &s, &g) == -1) {
     uint32_t rc = vhdkit_get_error_code ();
-    /* A missing file cannot be checked; a broken one is a finding. */
-    if (rc == VHDKIT_RC_FILE_NOT_FOUND && access (path, F_OK) == -1) return -1;
+    /* A file that cannot be read cannot be checked; a broken one is a
+     * finding. */
     if (rc == VHDKIT_RC_ACCESS_DENIED || rc == VHDKIT_RC_OUT_OF_MEMORY) return -1;
     problem (report, opaque, &n, "%s", vhdkit_get_error ());
     return 1;
   }
-  struct vhdx *s = d->priv;
   struct span *sp = malloc ((s->bat_entries + 4) * sizeof *sp);
   size_t ns = 0;
   if (!sp) {
-    vhdkit_disk_close (d);
+    vhdx_close_inst (s);
     set_error_errno (ENOMEM, "%s: check", path);
     return -1;
   }
-  const struct vhdx_header *h = &s->hdr[s->cur];
   sp[ns++] = (struct span) { 0, MiB, UINT64_MAX };
   sp[ns++] = (struct span) { s->bat_off, s->bat_len, UINT64_MAX - 1 };
   sp[ns++] = (struct span) { s->meta_off, s->meta_len, UINT64_MAX - 2 };
-  if (h->log_length)
-    sp[ns++] = (struct span) { h->log_offset, h->log_length, UINT64_MAX - 3 };
+  if (s->log_len)
+    sp[ns++] = (struct span) { s->log_off, s->log_len, UINT64_MAX - 3 };
   uint64_t full_chunks = div_round_up (s->data_blocks, s->chunk_ratio);
   for (uint64_t b = 0; b < s->data_blocks; b++) {
     uint64_t e;
@@ -122,6 +128,6 @@ vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
                sp[i - 1].idx >= UINT64_MAX - 4 ? "a structure" : sp[i - 1].idx > UINT64_MAX / 2 ? "a sector bitmap" : "a payload block",
                sp[i].idx >= UINT64_MAX - 4 ? "a structure" : sp[i].idx > UINT64_MAX / 2 ? "a sector bitmap" : "a payload block");
   free (sp);
-  vhdkit_disk_close (d);
+  vhdx_close_inst (s);
   return n ? 1 : 0;
 }

@@ -107,7 +107,8 @@ write_at (struct io *io, const char *path, const void *b, size_t n, uint64_t off
 }
 
 int
-vhdx_create (const char *path, const struct vhdkit_create_params *p)
+vhdx_create (const char *path, const struct vhdkit_create_params *p,
+             const struct drv_create_parent *parent)
 {
   uint32_t lss = p->logical_sector_size, pss = p->physical_sector_size;
   uint64_t size = p->size;
@@ -117,42 +118,29 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
   struct guid linkage = {{ 0 }};
   struct kv kv[3];
   int nkv = 0, ret = -1;
-  char *tmp = NULL, *dirc = NULL, *abs_parent = NULL, *abs_dir = NULL;
+  char *tmp = NULL, *dirc = NULL, *abs_dir = NULL;
   uint8_t *buf = NULL, *loc = NULL;
   size_t loclen = 0;
   struct io *io = NULL;
 
-  if (type == VHDKIT_TYPE_DIFFERENCING && !p->parent) {
+  if (type == VHDKIT_TYPE_DIFFERENCING && !parent) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: a differencing image needs a parent", path);
     return -1;
   }
-  if (p->parent && type != VHDKIT_TYPE_DIFFERENCING) {
+  if (parent && type != VHDKIT_TYPE_DIFFERENCING) {
     set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: only a differencing image has a parent", path);
     return -1;
   }
-  if (p->parent) {
-    struct vhdkit_disk *par = vhdkit_disk_open (p->parent, VHDKIT_OPEN_RDONLY);
-    if (!par) return -1;
-    struct vhdkit_disk_info pi;
-    vhdkit_disk_get_info (par, &pi);
-    int pfmt = pi.format;
-    uint64_t psize = par->size;
-    uint32_t plss = par->lss, ppss = par->pss;
-    if (pfmt == VHDKIT_FORMAT_VHDX)
-      guid_from_text (&linkage, pi.data_write_guid);
-    vhdkit_disk_close (par);
-    if (pfmt != VHDKIT_FORMAT_VHDX) {
-      set_error (VHDKIT_RC_NOT_SUPPORTED, 0, "%s: the parent %s is not a VHDX image", path, p->parent);
-      return -1;
-    }
-    if (lss && lss != plss) {
+  if (parent) {
+    memcpy (linkage.b, parent->data_write_guid, 16);
+    if (lss && lss != parent->lss) {
       set_error (VHDKIT_RC_INVALID_PARAMETER, 0, "%s: logical sector size %" PRIu32
-                 " differs from the parent's %" PRIu32, path, lss, plss);
+                 " differs from the parent's %" PRIu32, path, lss, parent->lss);
       return -1;
     }
-    lss = plss;
-    if (!pss) pss = ppss;
-    if (!size) size = psize;
+    lss = parent->lss;
+    if (!pss) pss = parent->pss;
+    if (!size) size = parent->size;
   }
   if (!lss) lss = 512;
   if (!pss) pss = 4096;
@@ -180,11 +168,8 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
     return -1;
   }
 
-  if (p->parent) {
-    if (!(abs_parent = realpath (p->parent, NULL))) {
-      set_error_errno (errno, "%s: resolve parent %s", path, p->parent);
-      goto out;
-    }
+  if (parent) {
+    const char *abs_parent = parent->real;
     dirc = strdup (path);
     if (!dirc || !(abs_dir = realpath (dirname (dirc), NULL))) {
       set_error_errno (errno, "%s: resolve directory", path);
@@ -268,14 +253,14 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
   /* 2.6 metadata region */
   memset (buf, 0, MiB);
   memcpy (buf, "metadata", 8);
-  int nitems = p->parent ? 6 : 5;
+  int nitems = parent ? 6 : 5;
   put_le16 (buf + 10, (uint16_t) nitems);
   uint32_t io_ = VHDX_META_TABLE_SIZE;
   struct guid disk_id;
   if (guid_generate (&disk_id) == -1) { set_error_errno (errno, "%s: random GUID", path); goto out; }
   meta_entry (buf, 0, &VHDX_FILE_PARAMS_GUID, io_, 8, false);
   put_le32 (buf + io_, bs);
-  put_le32 (buf + io_ + 4, (type == VHDKIT_TYPE_FIXED ? 1u : 0u) | (p->parent ? 2u : 0u));
+  put_le32 (buf + io_ + 4, (type == VHDKIT_TYPE_FIXED ? 1u : 0u) | (parent ? 2u : 0u));
   io_ += 8;
   meta_entry (buf, 1, &VHDX_DISK_SIZE_GUID, io_, 8, true);
   put_le64 (buf + io_, size);
@@ -289,7 +274,7 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
   meta_entry (buf, 4, &VHDX_PSS_GUID, io_, 4, true);
   put_le32 (buf + io_, pss);
   io_ += 4;
-  if (p->parent) {
+  if (parent) {
     meta_entry (buf, 5, &VHDX_PARENT_LOC_GUID, io_, (uint32_t) loclen, false);
     memcpy (buf + io_, loc, loclen);
   }
@@ -311,7 +296,7 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
      * file, which reads the same. */
     for (uint64_t done = 0; done < total; ) {
       uint64_t n = total - done < (UINT64_C(1) << 30) ? total - done : (UINT64_C(1) << 30);
-      if (fallocate (io->fd, 0, (off_t) (data_off + done), (off_t) n) == -1 &&
+      if (io_zero_range (io, data_off + done, n, IO_ZERO_PREALLOC) == -1 &&
           errno != EOPNOTSUPP) {
         set_error_errno (errno, "%s: allocate %" PRIu64 " bytes", path, total);
         goto out;
@@ -376,6 +361,6 @@ vhdx_create (const char *path, const struct vhdkit_create_params *p)
   if (io) io_close (io);
   if (tmp) { unlink (tmp); free (tmp); }
   for (int i = 0; i < nkv; i++) free (kv[i].v);
-  free (buf); free (loc); free (dirc); free (abs_parent); free (abs_dir);
+  free (buf); free (loc); free (dirc); free (abs_dir);
   return ret;
 }

@@ -24,7 +24,7 @@ const struct guid VHDX_LOCATOR_TYPE_GUID = {{ 0xb7,0xef,0x4a,0xb0,0x9e,0xd1,0x81
 /* Corrupt-image errors all read the same way. */
 #define CORRUPT(s, ...) do {                                         \
     set_error (VHDKIT_RC_FAILED, 0, __VA_ARGS__);                    \
-    error_prefix ("%s: corrupt VHDX image", (s)->d->path);           \
+    error_prefix ("%s: corrupt VHDX image", (s)->path);           \
     return -1;                                                       \
   } while (0)
 
@@ -82,13 +82,13 @@ int
 vhdx_read_headers (struct vhdx *s)
 {
   uint8_t *b = malloc (VHDX_HEADER_SIZE);
-  if (!b) { set_error_errno (ENOMEM, "%s", s->d->path); return -1; }
+  if (!b) { set_error_errno (ENOMEM, "%s", s->path); return -1; }
   for (int i = 0; i < 2; i++) {
     uint64_t off = i ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF;
     s->hdr_ok[i] = false;
     if (io_pread_full (s->io, b, VHDX_HEADER_SIZE, off) == -1) {
       if (errno != ENODATA) {
-        set_error_errno (errno, "%s: read header %d", s->d->path, i + 1);
+        set_error_errno (errno, "%s: read header %d", s->path, i + 1);
         free (b);
         return -1;
       }
@@ -111,13 +111,13 @@ vhdx_read_headers (struct vhdx *s)
   if (h->version != 1) {
     set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
                "%s: VHDX format version %u is not supported (only 1)",
-               s->d->path, h->version);
+               s->path, h->version);
     return -1;
   }
   if (h->log_version != 0 && !guid_is_zero (&h->log_guid)) {
     set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
                "%s: VHDX log version %u is not supported (only 0)",
-               s->d->path, h->log_version);
+               s->path, h->log_version);
     return -1;
   }
   if (h->log_offset % MiB || h->log_length % MiB || h->log_offset < MiB ||
@@ -136,11 +136,11 @@ vhdx_write_header (struct vhdx *s, const struct guid *new_data_write,
                    const struct guid *new_log_guid, int times)
 {
   uint8_t *b = malloc (VHDX_HEADER_SIZE);
-  if (!b) { set_error_errno (ENOMEM, "%s", s->d->path); return -1; }
+  if (!b) { set_error_errno (ENOMEM, "%s", s->path); return -1; }
   struct vhdx_header h = s->hdr[s->cur];
   if (!s->session_started) {
     if (guid_generate (&h.file_write) == -1) {
-      set_error_errno (errno, "%s: random GUID", s->d->path);
+      set_error_errno (errno, "%s: random GUID", s->path);
       free (b);
       return -1;
     }
@@ -155,15 +155,15 @@ vhdx_write_header (struct vhdx *s, const struct guid *new_data_write,
     if (io_pwrite (s->io, b, VHDX_HEADER_SIZE,
                    slot ? VHDX_HEADER2_OFF : VHDX_HEADER1_OFF) == -1 ||
         io_sync (s->io) == -1) {
-      set_error_errno (errno, "%s: write header %d", s->d->path, slot + 1);
-      s->poisoned = true;
+      set_error_errno (errno, "%s: write header %d", s->path, slot + 1);
+      STORE_RELEASE (&s->poisoned, true);
       free (b);
       return -1;
     }
     s->hdr[slot] = h;
     s->hdr_ok[slot] = true;
     s->cur = slot;
-    s->session_started = true;
+    STORE_RELEASE (&s->session_started, true);
   }
   free (b);
   return 0;
@@ -187,7 +187,7 @@ int
 vhdx_read_regions (struct vhdx *s)
 {
   uint8_t *b = malloc (VHDX_REGION_SIZE);
-  if (!b) { set_error_errno (ENOMEM, "%s", s->d->path); return -1; }
+  if (!b) { set_error_errno (ENOMEM, "%s", s->path); return -1; }
   int which = -1;
   for (int i = 0; i < 2 && which < 0; i++) {
     if (vhdx_meta_pread (s, b, VHDX_REGION_SIZE,
@@ -224,7 +224,7 @@ vhdx_read_regions (struct vhdx *s)
         free (b);
         set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
                    "%s: the image requires region {%s}, which vhdkit does not know",
-                   s->d->path, gt);
+                   s->path, gt);
         return -1;
       }
       continue;
@@ -282,7 +282,7 @@ parse_locator (struct vhdx *s, const uint8_t *p, uint32_t len)
     char gt[40];
     guid_to_text (&type, gt);
     set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
-               "%s: parent locator type {%s} is not the VHDX locator", s->d->path, gt);
+               "%s: parent locator type {%s} is not the VHDX locator", s->path, gt);
     return -1;
   }
   uint16_t n = get_le16 (p + 18);
@@ -304,7 +304,7 @@ parse_locator (struct vhdx *s, const uint8_t *p, uint32_t len)
       struct guid *g = two ? &s->linkage2 : &s->linkage;
       if (guid_from_text (g, v) == -1) {
         set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: %s \"%s\" is not a GUID",
-                   s->d->path, k, v);
+                   s->path, k, v);
         free (k); free (v);
         return -1;
       }
@@ -330,19 +330,19 @@ int
 vhdx_read_metadata (struct vhdx *s)
 {
   uint8_t *t = malloc (VHDX_META_TABLE_SIZE);
-  if (!t) { set_error_errno (ENOMEM, "%s", s->d->path); return -1; }
+  if (!t) { set_error_errno (ENOMEM, "%s", s->path); return -1; }
   if (vhdx_meta_pread (s, t, VHDX_META_TABLE_SIZE, s->meta_off) == -1) {
     free (t);
     return -1;
   }
   int ret = -1;
   if (memcmp (t, "metadata", 8) != 0) {
-    set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: the metadata table signature is wrong", s->d->path);
+    set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: the metadata table signature is wrong", s->path);
     goto out;
   }
   uint16_t count = get_le16 (t + 10);
   if (count > 2047) {
-    set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: metadata entry count %u exceeds 2047", s->d->path, count);
+    set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: metadata entry count %u exceeds 2047", s->path, count);
     goto out;
   }
   enum { FP, VS, ID, LSS, PSS, PL, NITEMS };
@@ -360,7 +360,7 @@ vhdx_read_metadata (struct vhdx *s)
     bool is_user = flags & 1, required = flags & 4;
     if (len > MiB || (len && (off < VHDX_META_TABLE_SIZE || (uint64_t) off + len > s->meta_len))) {
       set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: metadata item %u (%" PRIu32 "+%" PRIu32
-                 ") lies outside the metadata region", s->d->path, i, off, len);
+                 ") lies outside the metadata region", s->path, i, off, len);
       goto out;
     }
     int k;
@@ -372,20 +372,20 @@ vhdx_read_metadata (struct vhdx *s)
         guid_to_text (&g, gt);
         set_error (VHDKIT_RC_NOT_SUPPORTED, 0,
                    "%s: the image requires metadata item {%s}, which vhdkit does not know",
-                   s->d->path, gt);
+                   s->path, gt);
         goto out;
       }
       continue;
     }
     if (have[k]) {
-      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: metadata item %s appears twice", s->d->path, names[k]);
+      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: metadata item %s appears twice", s->path, names[k]);
       goto out;
     }
     have[k] = true; ioff[k] = off; ilen[k] = len;
   }
   for (int k = 0; k < PL; k++)
     if (!have[k]) {
-      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: required metadata item %s is missing", s->d->path, names[k]);
+      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: required metadata item %s is missing", s->path, names[k]);
       goto out;
     }
   uint8_t v[16];
@@ -395,38 +395,38 @@ vhdx_read_metadata (struct vhdx *s)
   s->leave_allocated = fpf & 1;
   s->has_parent = fpf & 2;
   if (read_item (s, ioff[VS], ilen[VS], 8, names[VS], v) == -1) goto out;
-  s->d->size = get_le64 (v);
+  s->size = get_le64 (v);
   s->size_item_off = s->meta_off + ioff[VS];
   if (read_item (s, ioff[ID], ilen[ID], 16, names[ID], v) == -1) goto out;
   memcpy (s->disk_id.b, v, 16);
   if (read_item (s, ioff[LSS], ilen[LSS], 4, names[LSS], v) == -1) goto out;
-  s->d->lss = get_le32 (v);
+  s->lss = get_le32 (v);
   if (read_item (s, ioff[PSS], ilen[PSS], 4, names[PSS], v) == -1) goto out;
-  s->d->pss = get_le32 (v);
+  s->pss = get_le32 (v);
 
   if (!is_pow2 (s->block_size) || s->block_size < VHDKIT_MIN_BLOCK_SIZE ||
       s->block_size > VHDKIT_MAX_BLOCK_SIZE) {
     set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: block size %" PRIu32
-               " is not a power of two between 1 MiB and 256 MiB", s->d->path, s->block_size);
+               " is not a power of two between 1 MiB and 256 MiB", s->path, s->block_size);
     goto out;
   }
-  if ((s->d->lss != 512 && s->d->lss != 4096) || (s->d->pss != 512 && s->d->pss != 4096)) {
+  if ((s->lss != 512 && s->lss != 4096) || (s->pss != 512 && s->pss != 4096)) {
     set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: sector sizes %" PRIu32 "/%" PRIu32
-               " are not 512 or 4096", s->d->path, s->d->lss, s->d->pss);
+               " are not 512 or 4096", s->path, s->lss, s->pss);
     goto out;
   }
-  if (s->d->size == 0 || s->d->size % s->d->lss || s->d->size > VHDKIT_MAX_VIRTUAL_SIZE) {
+  if (s->size == 0 || s->size % s->lss || s->size > VHDKIT_MAX_VIRTUAL_SIZE) {
     set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: virtual size %" PRIu64
-               " is not a non-zero multiple of %" PRIu32 " up to 64 TiB", s->d->path, s->d->size, s->d->lss);
+               " is not a non-zero multiple of %" PRIu32 " up to 64 TiB", s->path, s->size, s->lss);
     goto out;
   }
   if (s->has_parent) {
     if (!have[PL] || ilen[PL] == 0) {
-      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: a differencing image without a parent locator", s->d->path);
+      set_error (VHDKIT_RC_FAILED, 0, "%s: corrupt VHDX image: a differencing image without a parent locator", s->path);
       goto out;
     }
     uint8_t *pl = malloc (ilen[PL]);
-    if (!pl) { set_error_errno (ENOMEM, "%s", s->d->path); goto out; }
+    if (!pl) { set_error_errno (ENOMEM, "%s", s->path); goto out; }
     if (vhdx_meta_pread (s, pl, ilen[PL], s->meta_off + ioff[PL]) == -1 ||
         parse_locator (s, pl, ilen[PL]) == -1) {
       free (pl);

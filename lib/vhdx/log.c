@@ -121,7 +121,7 @@ apply (struct vhdx *s, bool in_memory, uint64_t off, uint64_t len,
 {
   if (in_memory) {
     if (overlay_add (s, off, len, data) == -1) {
-      set_error_errno (ENOMEM, "%s: log replay", s->d->path);
+      set_error_errno (ENOMEM, "%s: log replay", s->path);
       return -1;
     }
     if (off + len > s->file_size) s->file_size = off + len;
@@ -138,8 +138,8 @@ apply (struct vhdx *s, bool in_memory, uint64_t off, uint64_t len,
   if (off + len > s->file_size) s->file_size = off + len;
   return 0;
  err:
-  set_error_errno (errno, "%s: log replay: write at %" PRIu64, s->d->path, off);
-  s->poisoned = true;
+  set_error_errno (errno, "%s: log replay: write at %" PRIu64, s->path, off);
+  STORE_RELEASE (&s->poisoned, true);
   return -1;
 }
 
@@ -182,12 +182,12 @@ vhdx_log_replay (struct vhdx *s, bool in_memory, bool *replayed)
   struct entry *best = malloc ((loglen / VHDX_SECTOR) * sizeof *best);
   int ret = -1;
   if (!log || !scratch || !seqv || !best) {
-    set_error_errno (ENOMEM, "%s: log of %" PRIu32 " bytes", s->d->path, loglen);
+    set_error_errno (ENOMEM, "%s: log of %" PRIu32 " bytes", s->path, loglen);
     goto out;
   }
   if (io_pread_full (s->io, log, loglen, h->log_offset) == -1) {
     set_error (VHDKIT_RC_FAILED, errno, "%s: corrupt VHDX image: cannot read the log at %" PRIu64,
-               s->d->path, h->log_offset);
+               s->path, h->log_offset);
     goto out;
   }
   size_t nbest = 0;
@@ -225,14 +225,14 @@ vhdx_log_replay (struct vhdx *s, bool in_memory, bool *replayed)
   if (nbest == 0) {
     set_error (VHDKIT_RC_FAILED, 0,
                "%s: corrupt VHDX image: the header names a log (LogGuid set) but the log holds no valid entry sequence",
-               s->d->path);
+               s->path);
     goto out;
   }
   const struct entry *head = &best[nbest - 1];
   if (s->file_size < head->flushed_off) {
     set_error (VHDKIT_RC_FAILED, 0,
                "%s: corrupt VHDX image: the file is %" PRIu64 " bytes but the log says it was flushed at %" PRIu64
-               " bytes: it has been truncated", s->d->path, s->file_size, head->flushed_off);
+               " bytes: it has been truncated", s->path, s->file_size, head->flushed_off);
     goto out;
   }
   for (size_t i = 0; i < nbest; i++)
@@ -240,15 +240,15 @@ vhdx_log_replay (struct vhdx *s, bool in_memory, bool *replayed)
       goto out;
   if (head->last_off > s->file_size) {
     if (!in_memory && io_truncate (s->io, head->last_off) == -1) {
-      set_error_errno (errno, "%s: log replay: extend to %" PRIu64, s->d->path, head->last_off);
-      s->poisoned = true;
+      set_error_errno (errno, "%s: log replay: extend to %" PRIu64, s->path, head->last_off);
+      STORE_RELEASE (&s->poisoned, true);
       goto out;
     }
     s->file_size = head->last_off;
   }
   if (!in_memory && io_sync (s->io) == -1) {
-    set_error_errno (errno, "%s: log replay: flush", s->d->path);
-    s->poisoned = true;
+    set_error_errno (errno, "%s: log replay: flush", s->path);
+    STORE_RELEASE (&s->poisoned, true);
     goto out;
   }
   *replayed = true;
@@ -262,19 +262,19 @@ vhdx_log_replay (struct vhdx *s, bool in_memory, bool *replayed)
  * LogGuid, then flush (VX-3).  The caller applies the sectors in place
  * afterwards. */
 int
-vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n)
+vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n,
+                uint64_t flushed, uint64_t last)
 {
-  const struct vhdx_header *h = &s->hdr[s->cur];
-  uint32_t half = h->log_length / 2 / VHDX_SECTOR * VHDX_SECTOR;
+  uint32_t half = s->log_len / 2 / VHDX_SECTOR * VHDX_SECTOR;
   uint64_t ds = desc_sectors (n);
   uint64_t len = (ds + n) * VHDX_SECTOR;
   if (len > half) {
     set_error (VHDKIT_RC_FAILED, 0, "%s: a log entry of %" PRIu64 " bytes does not fit half the %" PRIu32 "-byte log",
-               s->d->path, len, h->log_length);
+               s->path, len, s->log_len);
     return -1;
   }
   uint8_t *e = calloc (1, len);
-  if (!e) { set_error_errno (ENOMEM, "%s: log entry", s->d->path); return -1; }
+  if (!e) { set_error_errno (ENOMEM, "%s: log entry", s->path); return -1; }
   uint32_t pos = s->log_half ? half : 0;
   uint64_t seq = ++s->log_seq;
   memcpy (e, "loge", 4);
@@ -283,8 +283,8 @@ vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n)
   put_le64 (e + 16, seq);
   put_le32 (e + 24, (uint32_t) n);
   memcpy (e + 32, s->session_log_guid.b, 16);
-  put_le64 (e + 48, s->file_size / MiB * MiB);   /* flushed by the caller */
-  put_le64 (e + 56, round_up (s->file_end, MiB));
+  put_le64 (e + 48, flushed / MiB * MiB);   /* flushed by the caller */
+  put_le64 (e + 56, round_up (last, MiB));
   for (size_t i = 0; i < n; i++) {
     uint64_t doff = i < 126 ? LOG_HDR_SIZE + (uint64_t) i * DESC_SIZE
                             : VHDX_SECTOR * (1 + (i - 126) / 128) + (uint64_t) ((i - 126) % 128) * DESC_SIZE;
@@ -300,11 +300,11 @@ vhdx_log_write (struct vhdx *s, uint64_t *offs, uint8_t **bufs, size_t n)
     put_le32 (sec + 4092, (uint32_t) seq);
   }
   put_le32 (e + 4, crc32c_skip (e, len, 4));
-  int r = io_pwrite (s->io, e, len, h->log_offset + pos);
+  int r = io_pwrite (s->io, e, len, s->log_off + pos);
   free (e);
   if (r == -1 || io_sync (s->io) == -1) {
-    set_error_errno (errno, "%s: write log entry", s->d->path);
-    s->poisoned = true;
+    set_error_errno (errno, "%s: write log entry", s->path);
+    STORE_RELEASE (&s->poisoned, true);
     return -1;
   }
   s->log_half ^= 1;

@@ -11,6 +11,7 @@
 # comparing qemu's reading of the whole disk (huge sparse disks).
 # and calls crash_loop and fault_loop.
 need qemu-img /usr/bin/python3
+use_sim_cli
 
 view () { "$VHDKIT" read "$1/$IMG"; }
 

@@ -53,18 +53,18 @@ make_template (void)
   snprintf (rct, sizeof rct, "%s.rct", img);
   snprintf (mrt, sizeof mrt, "%s.mrt", img);
   unlink (img); unlink (rct); unlink (mrt);
-  struct vhdkit_create_params p = { .format = VHDKIT_FORMAT_RAW, .size = 8 << 20 };
+  struct vhdkit_create_params p = { .struct_size = sizeof (struct vhdkit_create_params), .format = VHDKIT_FORMAT_RAW, .size = 8 << 20 };
   if (vhdkit_disk_create (img, &p) == -1) abort ();
   struct vhdkit_disk *d = vhdkit_disk_open (img, VHDKIT_OPEN_RDWR);
   static uint8_t buf[65536];
   memset (buf, 0x5a, sizeof buf);
   if (!d || vhdkit_rct_enable (d, 4096) == -1 ||
-      vhdkit_disk_pwrite (d, buf, 4096, 0) == -1 ||
+      vhdkit_disk_pwrite (d, buf, 4096, 0, 0) == -1 ||
       vhdkit_rct_checkpoint (d, ids[0]) == -1 ||
-      vhdkit_disk_pwrite (d, buf, sizeof buf, 1 << 20) == -1 ||
+      vhdkit_disk_pwrite (d, buf, sizeof buf, 1 << 20, 0) == -1 ||
       vhdkit_rct_checkpoint (d, ids[1]) == -1 ||
-      vhdkit_disk_pwrite (d, buf, 4096, 5 << 20) == -1 ||
-      vhdkit_disk_zero (d, 8192, 6 << 20) == -1)
+      vhdkit_disk_pwrite (d, buf, 4096, 5 << 20, 0) == -1 ||
+      vhdkit_disk_zero (d, 8192, 6 << 20, 0) == -1)
     abort ();
   /* Copy the tracking files now: the write-ahead bits are set and the
    * session is dirty, as after a crash. */
@@ -132,14 +132,14 @@ static const uint64_t must[2][3][2] = {
 static void
 query_all (struct vhdkit_disk *d)
 {
-  struct vhdkit_rct_status st;
+  struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
   vhdkit_rct_status (d, &st);
   for (int i = 0; i < 2; i++) {
     uint64_t off = 0, size = 8 << 20;
     int rounds = 0;
     uint64_t covered[3] = { 0, 0, 0 };
     while (off < size && rounds++ < 4096) {
-      struct vhdkit_changes c;
+      struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
       if (vhdkit_disk_get_changes (d, ids[i], NULL, off, size - off, 3, &c) == -1)
         break;
       if (c.processed == 0 || c.processed > size - off) abort ();   /* §3.5 */
@@ -189,7 +189,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (d) {
     static uint8_t buf[4096];
     char id[VHDKIT_RCT_ID_MAX];
-    vhdkit_disk_pwrite (d, buf, sizeof buf, 3 << 20);
+    vhdkit_disk_pwrite (d, buf, sizeof buf, 3 << 20, 0);
     vhdkit_rct_checkpoint (d, id);
     query_all (d);
     vhdkit_disk_close (d);

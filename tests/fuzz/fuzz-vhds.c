@@ -234,7 +234,7 @@ write_at (const char *path, int byte, size_t len, uint64_t off)
 
   if (!d) die (path);
   memset (buf, byte, sizeof buf);
-  if (vhdkit_disk_pwrite (d, buf, len, off) == -1) die ("pwrite");
+  if (vhdkit_disk_pwrite (d, buf, len, off, 0) == -1) die ("pwrite");
   if (vhdkit_disk_close (d) == -1) die ("close");
 }
 
@@ -253,7 +253,7 @@ make_template (void)
   snprintf (base, sizeof base, "%s/base.vhdx", dir);
   snprintf (setp, sizeof setp, "%s/base.vhds", dir);
 
-  struct vhdkit_create_params cp = {
+  struct vhdkit_create_params cp = { .struct_size = sizeof (struct vhdkit_create_params), 
     .format = VHDKIT_FORMAT_VHDX, .size = DISK_SIZE, .block_size = 1u << 20,
   };
   if (vhdkit_disk_create (base, &cp) == -1) die ("create");
@@ -265,7 +265,7 @@ make_template (void)
   if (vhdkit_set_snapshot (setp, NULL, tids[1]) == -1) die ("set_snapshot 2");
   write_at (setp, 0x44, 8192, 4u << 20);
   struct vhdkit_disk *d = vhdkit_disk_open (setp, VHDKIT_OPEN_RDWR);
-  if (!d || vhdkit_disk_zero (d, 4096, 1u << 20) == -1 ||
+  if (!d || vhdkit_disk_zero (d, 4096, 1u << 20, 0) == -1 ||
       vhdkit_disk_close (d) == -1)
     die ("zero");
   tset = slurp (setp, &tset_size);
@@ -365,7 +365,7 @@ changes (struct vhdkit_disk *d, const char *limit, const char *target,
   int rounds = 0;
 
   while (off < size && rounds++ < 512) {
-    struct vhdkit_changes c;
+    struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
     if (vhdkit_disk_get_changes (d, limit, target, off, size - off, 4, &c) == -1)
       return -1;
     if (c.processed == 0 || c.processed > size - off) abort ();
@@ -405,7 +405,7 @@ reads (struct vhdkit_disk *d, int want)
   const uint64_t at[] = { 0, 1u << 20, 2u << 20, 4u << 20, size - lss };
   for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
     if (size < lss || at[i] + lss > size) continue;
-    int r = vhdkit_disk_pread (d, buf, i == 0 ? sizeof buf : lss, at[i]);
+    int r = vhdkit_disk_pread (d, buf, i == 0 ? sizeof buf : lss, at[i], 0);
     if (want < 0) continue;
     if (r == -1) die ("pread");
     int expect;
@@ -423,7 +423,7 @@ reads (struct vhdkit_disk *d, int want)
         abort ();
       }
   }
-  struct vhdkit_disk_info info;
+  struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
   if (vhdkit_disk_get_info (d, &info) == -1 && want >= 0) die ("get_info");
 }
 
@@ -436,7 +436,7 @@ exercise (bool pristine)
 
   vhdkit_probe_format (setp);
 
-  struct vhdkit_set_info si;
+  struct vhdkit_set_info si = VHDKIT_SET_INFO_INIT;
   int r = vhdkit_set_get_info (setp, &si);
   say ("set_get_info", r);
   if (r == 0) {
@@ -453,27 +453,27 @@ exercise (bool pristine)
   else if (pristine)
     die ("set_get_info");
 
-  struct vhdkit_snapshot_info *s = NULL;
+  struct vhdkit_snapshot_info **s = NULL;
   size_t n = 0;
   r = vhdkit_set_get_snapshots (setp, NULL, 0, true, &s, &n);
   say ("set_get_snapshots", r);
   if (r == 0) {
     for (size_t i = 0; i < n; i++) {
-      if (!s[i].file_path || !s[i].snapshot_path ||
-          (s[i].n_parent_paths && !s[i].parent_paths) ||
-          strnlen (s[i].snapshot_id, VHDKIT_GUID_STR) == VHDKIT_GUID_STR ||
-          strnlen (s[i].rct_id, VHDKIT_RCT_ID_MAX) == VHDKIT_RCT_ID_MAX)
+      if (!s[i]->file_path || !s[i]->snapshot_path ||
+          (s[i]->n_parent_paths && !s[i]->parent_paths) ||
+          strnlen (s[i]->snapshot_id, VHDKIT_GUID_STR) == VHDKIT_GUID_STR ||
+          strnlen (s[i]->rct_id, VHDKIT_RCT_ID_MAX) == VHDKIT_RCT_ID_MAX)
         abort ();
-      for (size_t k = 0; k < s[i].n_parent_paths; k++)
-        if (!s[i].parent_paths[k]) abort ();
+      for (size_t k = 0; k < s[i]->n_parent_paths; k++)
+        if (!s[i]->parent_paths[k]) abort ();
       if (n_ids < 2)
-        memcpy (ids[n_ids++], s[i].snapshot_id, VHDKIT_GUID_STR);
+        memcpy (ids[n_ids++], s[i]->snapshot_id, VHDKIT_GUID_STR);
       if (!rct[0])
-        memcpy (rct, s[i].rct_id, VHDKIT_RCT_ID_MAX);
+        memcpy (rct, s[i]->rct_id, VHDKIT_RCT_ID_MAX);
     }
-    if (pristine && (n != 2 || strcmp (s[0].snapshot_id, tids[0]) ||
-                     strcmp (s[1].snapshot_id, tids[1]) ||
-                     s[0].n_parent_paths != 0 || s[1].n_parent_paths != 1))
+    if (pristine && (n != 2 || strcmp (s[0]->snapshot_id, tids[0]) ||
+                     strcmp (s[1]->snapshot_id, tids[1]) ||
+                     s[0]->n_parent_paths != 0 || s[1]->n_parent_paths != 1))
       abort ();
     vhdkit_snapshots_free (s, n);
   }

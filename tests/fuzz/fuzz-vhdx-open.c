@@ -46,14 +46,14 @@ make_template (void)
   char tp[80];
   snprintf (tp, sizeof tp, "/dev/shm/vhdkit-fuzz-tmpl-%d.vhdx", (int) getpid ());
   unlink (tp);
-  struct vhdkit_create_params p = { .size = 3 << 20, .block_size = 1 << 20 };
+  struct vhdkit_create_params p = { .struct_size = sizeof (struct vhdkit_create_params), .size = 3 << 20, .block_size = 1 << 20 };
   if (vhdkit_disk_create (tp, &p) == -1) abort ();
   struct vhdkit_disk *d = vhdkit_disk_open (tp, VHDKIT_OPEN_RDWR);
   if (!d) abort ();
   static uint8_t buf[1 << 16];
   memset (buf, 0xa5, sizeof buf);
-  if (vhdkit_disk_pwrite (d, buf, sizeof buf, 4096) == -1 ||
-      vhdkit_disk_pwrite (d, buf, sizeof buf, (2 << 20) - 512) == -1 ||
+  if (vhdkit_disk_pwrite (d, buf, sizeof buf, 4096, 0) == -1 ||
+      vhdkit_disk_pwrite (d, buf, sizeof buf, (2 << 20) - 512, 0) == -1 ||
       vhdkit_disk_flush (d) == -1)
     abort ();
   /* Copy the file now: the log still holds the last commit. */
@@ -116,17 +116,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   struct vhdkit_disk *d = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
   if (d) {
-    struct vhdkit_disk_info info;
+    struct vhdkit_disk_info info = VHDKIT_DISK_INFO_INIT;
     vhdkit_disk_get_info (d, &info);
     uint64_t n = 0, sz = info.virtual_size;
     uint64_t span = sz < (64u << 20) ? sz : (64u << 20);
     vhdkit_disk_map (d, 0, span, count_extent, &n);
     static uint8_t buf[1 << 20];
     uint32_t lss = info.logical_sector_size;
-    vhdkit_disk_pread (d, buf, span < sizeof buf ? span : sizeof buf, 0);
+    vhdkit_disk_pread (d, buf, span < sizeof buf ? span : sizeof buf, 0, 0);
     if (sz > 2 * lss) {
-      vhdkit_disk_pread (d, buf, lss, sz / 2 / lss * lss);
-      vhdkit_disk_pread (d, buf, lss, sz - lss);
+      vhdkit_disk_pread (d, buf, lss, sz / 2 / lss * lss, 0);
+      vhdkit_disk_pread (d, buf, lss, sz - lss, 0);
     }
     vhdkit_disk_close (d);
   }

@@ -92,18 +92,18 @@ main (int argc, char **argv)
       uint8_t *buf = malloc (len ? len : 1);
       if (!buf || b > 255) usage ();
       memset (buf, (int) b, len);
-      r = vhdkit_disk_pwrite (d, buf, len, off);
+      r = vhdkit_disk_pwrite (d, buf, len, off, 0);
       free (buf);
     }
     else if ((strcmp (op, "zero") == 0 || strcmp (op, "discard") == 0) && n == 2) {
       uint64_t off = num (a[0]), len = num (a[1]);
-      r = op[0] == 'z' ? vhdkit_disk_zero (d, len, off) : vhdkit_disk_discard (d, len, off);
+      r = op[0] == 'z' ? vhdkit_disk_zero (d, len, off, 0) : vhdkit_disk_discard (d, len, off, 0);
     }
     else if (strcmp (op, "read") == 0 && n == 2) {
       uint64_t off = num (a[0]), len = num (a[1]);
       uint8_t *buf = malloc (len ? len : 1);
       if (!buf) usage ();
-      r = vhdkit_disk_pread (d, buf, len, off);
+      r = vhdkit_disk_pread (d, buf, len, off, 0);
       if (r == 0 && len) snprintf (extra, sizeof extra, "%u", buf[0]);
       free (buf);
     }
@@ -116,7 +116,7 @@ main (int argc, char **argv)
     }
     else if (strcmp (op, "changes") == 0 && n == 1) {
       uint64_t size;
-      struct vhdkit_changes c;
+      struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
       vhdkit_disk_get_size (d, &size, NULL);
       r = vhdkit_disk_get_changes (d, a[0], NULL, 0, size, 0, &c);
       if (r == 0) {

@@ -14,6 +14,7 @@
 # Work on tmpfs unless told otherwise: these tests are bound by fsync.
 [ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm; } || true
 . "$(dirname "$0")/../lib.sh"
+use_sim_cli
 . "$(dirname "$0")/rct-lib.sh"
 need qemu-img
 

@@ -8,6 +8,7 @@
 # sector that differs from it (no false negative); every member checks
 # clean; `set optimize` then finishes the job and leaves no stray files.
 . "$(dirname "$0")/../lib.sh"
+use_sim_cli
 need /usr/bin/python3
 
 V=$VHDKIT

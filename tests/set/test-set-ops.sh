@@ -99,19 +99,21 @@ info "info: ok"
 
 # ---- locks (VS-7) ----
 python3 - "$T/d.vhds" "$V" <<'PY' || fail "an operation ran while a disk of the set was open"
-import fcntl, subprocess, sys
+import fcntl, struct, subprocess, sys
+# The set file's lock is an open file description record lock (VS-7):
+# F_OFD_SETLK (37) with a shared (read) lock of the whole file.
 f = open(sys.argv[1], 'rb')
-fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+fcntl.fcntl(f, 37, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))
 r = subprocess.run([sys.argv[2], 'set', 'snapshot', sys.argv[1]], capture_output=True, text=True)
 sys.exit(0 if r.returncode == 1 and '(32774)' in r.stderr else 1)
 PY
 # A snapshot reads while the leaf is held open for writing (its image
 # locked exclusively, the set shared, as vhdkit_disk_open does).
 python3 - "$T/d.vhds" "$V" "$S1" "$h1" <<'PY' || fail "a snapshot could not be read while the leaf was open for writing"
-import fcntl, hashlib, json, subprocess, sys
+import fcntl, hashlib, json, struct, subprocess, sys
 setp, v, s1, h1 = sys.argv[1:5]
 leaf = json.loads(subprocess.run([v, 'set', 'info', setp, '--json'], capture_output=True, text=True).stdout)['LeafPath']
-f = open(setp, 'rb'); fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+f = open(setp, 'rb'); fcntl.fcntl(f, 37, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))
 g = open(leaf, 'rb'); fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB)
 r = subprocess.run([v, 'read', setp + '@' + s1], capture_output=True)
 w = subprocess.run([v, 'write', setp, '--offset', '0', '--length', '4096', '--zero'], capture_output=True, text=True)

@@ -252,6 +252,7 @@ static void
 get_rct_status (struct vhdkit_disk *d, struct vhdkit_rct_status *st)
 {
   memset (st, 0, sizeof *st);
+  st->struct_size = sizeof *st;
   if (vhdkit_rct_status (d, st) == -1)
     fail_lib ("rct_status");
 }
@@ -323,6 +324,7 @@ get_page (struct vhdkit_disk *d, const char *limit_id, const char *target,
           uint64_t off, uint64_t len, size_t cap, struct vhdkit_changes *c)
 {
   memset (c, 0xa5, sizeof *c);
+  c->struct_size = sizeof *c;
   qs.calls++;
   return vhdkit_disk_get_changes (d, limit_id, target, off, len, cap, c);
 }

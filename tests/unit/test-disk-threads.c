@@ -29,8 +29,8 @@ worker (void *arg)
     /* Stripes of thread T: those whose index % THREADS == T. */
     uint64_t idx = (uint64_t) (rand_r (&seed) % (SIZE / STRIPE / THREADS)) * THREADS + (uint64_t) t;
     memset (buf, (int) (t * 16 + i % 16 + 1), STRIPE);
-    if (vhdkit_disk_pwrite (d, buf, STRIPE, idx * STRIPE) == -1 ||
-        vhdkit_disk_pread (d, back, STRIPE, idx * STRIPE) == -1 ||
+    if (vhdkit_disk_pwrite (d, buf, STRIPE, idx * STRIPE, 0) == -1 ||
+        vhdkit_disk_pread (d, back, STRIPE, idx * STRIPE, 0) == -1 ||
         memcmp (buf, back, STRIPE) != 0) {
       fprintf (stderr, "thread %ld round %d: %s\n", t, i, vhdkit_get_error ());
       failed = 1;
@@ -45,7 +45,7 @@ static int
 check_changes (const char *id)
 {
   /* Every stripe that is non-zero now must be inside a reported range. */
-  struct vhdkit_changes c;
+  struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
   if (vhdkit_disk_get_changes (d, id, NULL, 0, SIZE, 0, &c) == -1) {
     fprintf (stderr, "get_changes: %s\n", vhdkit_get_error ());
     return -1;
@@ -53,7 +53,7 @@ check_changes (const char *id)
   uint8_t *buf = malloc (STRIPE);
   int bad = 0;
   for (uint64_t s = 0; s < SIZE / STRIPE; s++) {
-    if (vhdkit_disk_pread (d, buf, STRIPE, s * STRIPE) == -1) { bad = 1; break; }
+    if (vhdkit_disk_pread (d, buf, STRIPE, s * STRIPE, 0) == -1) { bad = 1; break; }
     bool written = buf[0] != 0;
     bool reported = false;
     for (size_t k = 0; k < c.count; k++)
@@ -75,7 +75,7 @@ main (void)
   char dir[] = "/tmp/vhdkit-threads-XXXXXX", path[64], id[VHDKIT_RCT_ID_MAX], id2[VHDKIT_RCT_ID_MAX];
   if (!mkdtemp (dir)) return 1;
   snprintf (path, sizeof path, "%s/t.vhdx", dir);
-  struct vhdkit_create_params p = { .size = SIZE, .block_size = 1 << 20 };
+  struct vhdkit_create_params p = { .struct_size = sizeof (struct vhdkit_create_params), .size = SIZE, .block_size = 1 << 20 };
   if (vhdkit_disk_create (path, &p) == -1 ||
       !(d = vhdkit_disk_open (path, VHDKIT_OPEN_RDWR)) ||
       vhdkit_rct_enable (d, 0) == -1 || vhdkit_rct_checkpoint (d, id) == -1) {

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "io/io.h"
+#include "io-sim.h"
 
 #define SIM_EXIT_CRASH 99
 

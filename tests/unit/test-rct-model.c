@@ -341,7 +341,7 @@ zero_kind_violation (struct vhdkit_disk *d, const struct model *m,
   }
   while (l) {
     uint64_t n = l < IOBUF ? l : IOBUF;
-    if (vhdkit_disk_pread (d, iobuf, (size_t) n, o) == -1)
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, o, 0) == -1)
       fail_lib ("pread of a ZERO range");
     for (i = 0; i < n; i++)
       if (iobuf[i])
@@ -367,7 +367,7 @@ check_query (struct vhdkit_disk *d, const struct model *m,
   qs.queries++;
   rl_clear (&got);
   do {
-    struct vhdkit_changes c;
+    struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
     uint64_t rem = end - off;
     const char *why;
     size_t i;
@@ -497,7 +497,7 @@ static void
 check_one_call (struct vhdkit_disk *d, const struct model *m,
                 const struct idrec *idr)
 {
-  struct vhdkit_changes c;
+  struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
 
   if (vhdkit_disk_get_changes (d, idr->id, NULL, 0, m->size, 0, &c) == -1)
     fail_lib ("get_changes (whole disk)");
@@ -512,7 +512,7 @@ static int
 changes_rc (struct vhdkit_disk *d, const char *id, const char *target,
             uint64_t off, uint64_t len)
 {
-  struct vhdkit_changes c;
+  struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
   int r = vhdkit_disk_get_changes (d, id, target, off, len, 0, &c);
   if (r == 0)
     vhdkit_changes_free (&c);
@@ -620,7 +620,7 @@ check_data (struct vhdkit_disk *d, const struct model *m, uint64_t off,
 {
   while (len) {
     uint64_t n = len < IOBUF ? len : IOBUF, u;
-    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off, 0) == -1)
       fail_lib (pathf ("pread %" PRIu64 "+%" PRIu64, off, n));
     for (u = 0; u < n / UNIT; u++) {
       uint64_t unit = off / UNIT + u;
@@ -659,7 +659,7 @@ check_id_form (const char *id, const char *epoch)
 static void
 check_status (struct vhdkit_disk *d, const struct model *m, bool exact)
 {
-  struct vhdkit_rct_status st;
+  struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
 
   get_rct_status (d, &st);
   if (!st.enabled)
@@ -679,7 +679,7 @@ check_status (struct vhdkit_disk *d, const struct model *m, bool exact)
 static void
 do_checkpoint (struct vhdkit_disk *d, struct model *m)
 {
-  struct vhdkit_rct_status before, after;
+  struct vhdkit_rct_status before = VHDKIT_RCT_STATUS_INIT, after = VHDKIT_RCT_STATUS_INIT;
   char id[VHDKIT_RCT_ID_MAX];
   unsigned long gen;
 
@@ -746,9 +746,10 @@ image_path (char *buf, const char *sub, const struct config *c)
 static void
 create_image (const char *path, const struct config *c, uint64_t size)
 {
-  struct vhdkit_create_params p;
+  struct vhdkit_create_params p = VHDKIT_CREATE_PARAMS_INIT;
 
   memset (&p, 0, sizeof p);
+  p.struct_size = sizeof p;
   p.format = c->raw ? VHDKIT_FORMAT_RAW : VHDKIT_FORMAT_VHDX;
   p.type = c->type;
   p.size = size;
@@ -796,11 +797,11 @@ op_write (struct vhdkit_disk *d, struct model *m, int kind, uint64_t off,
             names[kind], off, len, m->step + 1);
   if (kind == 0) {
     fill_pattern (wbuf, off, len, tag);
-    r = vhdkit_disk_pwrite (d, wbuf, (size_t) len, off);
+    r = vhdkit_disk_pwrite (d, wbuf, (size_t) len, off, 0);
   } else if (kind == 1)
-    r = vhdkit_disk_zero (d, len, off);
+    r = vhdkit_disk_zero (d, len, off, 0);
   else
-    r = vhdkit_disk_discard (d, len, off);
+    r = vhdkit_disk_discard (d, len, off, 0);
   if (r == -1)
     fail_lib (names[kind]);
   model_write (m, off, len, kind == 0 ? tag : 0);
@@ -870,7 +871,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
       close_disk (d);
       d = open_disk (path, c, VHDKIT_OPEN_RDWR);
       {
-        struct vhdkit_rct_status st;
+        struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
         get_rct_status (d, &st);
         if (st.recovered)
           fail ("Recovered is set after a clean close");
@@ -909,7 +910,7 @@ clean_round (const struct config *c, unsigned round, uint64_t steps)
       if (file_exists (pathf ("%s.rct", path)) || file_exists (pathf ("%s.mrt", path)))
         fail ("tracking files are left after disable");
       {
-        struct vhdkit_rct_status st;
+        struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
         get_rct_status (d, &st);
         if (st.enabled)
           fail ("status says enabled after disable");
@@ -1035,7 +1036,7 @@ run_ops (const char *path, const struct config *c, struct model *m,
   unsigned i;
 
   if (enable) {
-    struct vhdkit_rct_status st;
+    struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
     struct rec r;
     if (vhdkit_rct_enable (d, c->g) == -1)
       fail_lib ("rct_enable");
@@ -1072,15 +1073,15 @@ run_ops (const char *path, const struct config *c, struct model *m,
     switch (r.kind) {
     case R_WRITE:
       fill_pattern (wbuf, r.off, r.len, r.tag);
-      if (vhdkit_disk_pwrite (d, wbuf, (size_t) r.len, r.off) == -1)
+      if (vhdkit_disk_pwrite (d, wbuf, (size_t) r.len, r.off, 0) == -1)
         fail_lib ("write");
       break;
     case R_ZERO:
-      if (vhdkit_disk_zero (d, r.len, r.off) == -1)
+      if (vhdkit_disk_zero (d, r.len, r.off, 0) == -1)
         fail_lib ("zero");
       break;
     case R_DISCARD:
-      if (vhdkit_disk_discard (d, r.len, r.off) == -1)
+      if (vhdkit_disk_discard (d, r.len, r.off, 0) == -1)
         fail_lib ("discard");
       break;
     case R_CKPT_BEGIN:
@@ -1186,7 +1187,7 @@ crash_verify_child (void *arg)
   size_t nbase, ncr, i, nold;
   uint32_t *basetag;
   struct vhdkit_disk *d;
-  struct vhdkit_rct_status st;
+  struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
   char epoch[40] = "";
   bool pending_ckpt = false;
   uint64_t u, off, len;
@@ -1235,7 +1236,7 @@ crash_verify_child (void *arg)
       uint64_t n = inflight->off + inflight->len - off;
       if (n > IOBUF)
         n = IOBUF;
-      if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+      if (vhdkit_disk_pread (d, iobuf, (size_t) n, off, 0) == -1)
         fail_lib ("pread after the crash");
       for (u = 0; u < n / UNIT; u++) {
         uint64_t unit = off / UNIT + u;
@@ -1270,7 +1271,7 @@ crash_verify_child (void *arg)
   /* Data: every unit holds its base content or one a logged op wrote. */
   for (off = 0; off < m.size; off += IOBUF) {
     uint64_t n = m.size - off < IOBUF ? m.size - off : IOBUF;
-    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off, 0) == -1)
       fail_lib ("pread after the crash");
     for (u = 0; u < n / UNIT; u++) {
       uint64_t unit = off / UNIT + u, t = unit_tag (iobuf + u * UNIT, unit);
@@ -1290,7 +1291,7 @@ crash_verify_child (void *arg)
    * on with clean ops, and check that IDs made from now on are exact. */
   for (off = 0; off < m.size; off += IOBUF) {
     uint64_t n = m.size - off < IOBUF ? m.size - off : IOBUF;
-    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off) == -1)
+    if (vhdkit_disk_pread (d, iobuf, (size_t) n, off, 0) == -1)
       fail_lib ("pread");
     for (u = 0; u < n / UNIT; u++)
       m.tag[off / UNIT + u] = (uint32_t) unit_tag (iobuf + u * UNIT, off / UNIT + u);

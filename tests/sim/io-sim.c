@@ -1,4 +1,8 @@
 /* io-sim: the simulation backend, for tests only (docs/IO-SIM.md).
+ * Test programs link this file with the static library; a constructor
+ * installs it as the io backend (io_set_backend), and with VHDKIT_SIM
+ * unset it hands out plain POSIX files.  The shipped library neither
+ * contains it nor reads VHDKIT_SIM.
  *
  * What it owns: the configuration parsed from VHDKIT_SIM (once, on first
  * use), the operation counters, and in crash mode the writes and truncates
@@ -44,7 +48,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include "io.h"
+#include "io/io.h"
+#include "io-sim.h"
 
 #define SIM_EXIT_CRASH  99      /* a simulated power loss */
 #define SIM_EXIT_BROKEN 98      /* the simulator could not do its job */
@@ -77,12 +82,12 @@ struct pending {
   int is_truncate;
   uint64_t off;                 /* write: offset; truncate: the new size */
   size_t len;                   /* write only */
-  unsigned char *data;          /* write only: our copy */
+  unsigned char *data;          /* write only: our copy; NULL: zeros */
 };
 
 struct sim_inode {
-  dev_t dev;
-  ino_t ino;
+  uint64_t dev;
+  uint64_t ino;
   unsigned refs;                /* open sim files on this inode */
   struct pending *ops;          /* in the order they were made */
   size_t nr_ops, cap_ops;
@@ -248,6 +253,21 @@ io_sim_enabled (void)
   return cfg.mode != MODE_OFF;
 }
 
+static struct io *io_sim_open (const char *path, int flags, mode_t mode);
+
+const struct io_backend io_sim_backend = {
+  .name = "sim",
+  .open = io_sim_open,
+};
+
+/* Every program this file is linked into does its I/O through it. */
+__attribute__ ((constructor))
+static void
+install (void)
+{
+  io_set_backend (&io_sim_backend);
+}
+
 /* ---- Counting and faults ---- */
 
 /* Count one operation of KIND; return the errno it must fail with, or 0. */
@@ -393,8 +413,12 @@ overlay (const struct sim_inode *ino, unsigned char *buf, size_t n,
       uint64_t lo = p->off > off ? p->off : off;
       uint64_t hi = wend < end ? wend : end;
 
-      if (lo < hi)
-        memcpy (buf + (lo - off), p->data + (lo - p->off), hi - lo);
+      if (lo < hi) {
+        if (p->data)
+          memcpy (buf + (lo - off), p->data + (lo - p->off), hi - lo);
+        else
+          memset (buf + (lo - off), 0, hi - lo);
+      }
       if (wend > size)
         size = wend;
     }
@@ -416,12 +440,36 @@ inode_writer (const struct sim_inode *ino)
   return NULL;
 }
 
+/* Write LEN zeros at OFF through W. */
+static int
+write_zeros (struct io *w, uint64_t off, size_t len)
+{
+  static const unsigned char z[65536];
+  while (len > 0) {
+    size_t n = len < sizeof z ? len : sizeof z;
+    if (w->ops->pwrite (w, z, n, off) == -1)
+      return -1;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Write part [S, E) of write P through W. */
+static int
+apply_part (struct io *w, const struct pending *p, uint64_t s, uint64_t e)
+{
+  if (p->data == NULL)
+    return write_zeros (w, s, e - s);
+  return w->ops->pwrite (w, p->data + (s - p->off), e - s, s);
+}
+
 static int
 apply_op (struct io *w, const struct pending *p)
 {
   if (p->is_truncate)
     return w->ops->truncate (w, p->off);
-  return w->ops->pwrite (w, p->data, p->len, p->off);
+  return apply_part (w, p, p->off, p->off + p->len);
 }
 
 /* Apply INO's pending ops to the real file, in order.  On failure the ops
@@ -504,8 +552,7 @@ crash (void)
           next = (s / SIM_SECTOR + 1) * SIM_SECTOR;
           if (next > end)
             next = end;
-          if ((next_random (&rng) & 1) &&
-              w->ops->pwrite (w, p->data + (s - p->off), next - s, s) == -1)
+          if ((next_random (&rng) & 1) && apply_part (w, p, s, next) == -1)
             broken ("crash: cannot write", w->path);
         }
       }
@@ -612,11 +659,56 @@ pass_truncate (struct io *io, uint64_t size)
 }
 
 static int
-sim_get_size_real (struct io *io, uint64_t *size)
+pass_zero_range (struct io *io, uint64_t off, uint64_t n, int how)
+{
+  struct io *real = sim (io)->real;
+  int err = count_op (KIND_WRITE);
+
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return real->ops->zero_range (real, off, n, how);
+}
+
+static int
+sim_stat_real (struct io *io, struct io_stat *st)
 {
   struct io *real = sim (io)->real;
 
-  return real->ops->get_size (real, size);
+  return real->ops->stat (real, st);
+}
+
+static int
+sim_next_data_real (struct io *io, uint64_t off, uint64_t *data, uint64_t *hole)
+{
+  struct io *real = sim (io)->real;
+
+  return real->ops->next_data (real, off, data, hole);
+}
+
+static const void *
+sim_map_real (struct io *io, size_t len)
+{
+  struct io *real = sim (io)->real;
+
+  return real->ops->map (real, len);
+}
+
+static void
+sim_unmap (struct io *io, const void *p, size_t len)
+{
+  struct io *real = sim (io)->real;
+
+  real->ops->unmap (real, p, len);
+}
+
+static void
+sim_hint_writeback_real (struct io *io)
+{
+  struct io *real = sim (io)->real;
+
+  real->ops->hint_writeback (real);
 }
 
 static int
@@ -625,6 +717,14 @@ sim_lock_file (struct io *io, int exclusive)
   struct io *real = sim (io)->real;
 
   return real->ops->lock (real, exclusive);
+}
+
+static int
+sim_lock_record (struct io *io, int how)
+{
+  struct io *real = sim (io)->real;
+
+  return real->ops->lock_record (real, how);
 }
 
 static int
@@ -637,11 +737,24 @@ pass_close (struct io *io)
 }
 
 static const struct io_ops pass_ops = {
-  sim_pread, pass_pwrite, pass_sync, pass_truncate, sim_get_size_real,
-  sim_lock_file, pass_close,
+  .pread = sim_pread,
+  .pwrite = pass_pwrite,
+  .sync = pass_sync,
+  .truncate = pass_truncate,
+  .zero_range = pass_zero_range,
+  .stat = sim_stat_real,
+  .next_data = sim_next_data_real,
+  .map = sim_map_real,
+  .unmap = sim_unmap,
+  .hint_writeback = sim_hint_writeback_real,
+  .lock = sim_lock_file,
+  .lock_record = sim_lock_record,
+  .close = pass_close,
 };
 
 /* ---- Crash-mode operations ---- */
+
+static int get_size_locked (struct sim_file *f, uint64_t *size);
 
 static ssize_t
 crash_pread (struct io *io, void *buf, size_t n, uint64_t off)
@@ -669,8 +782,10 @@ crash_pread (struct io *io, void *buf, size_t n, uint64_t off)
   return r;
 }
 
+/* Keep a write of N bytes at OFF pending: BUF's bytes, or zeros when
+ * BUF is NULL. */
 static int
-crash_pwrite (struct io *io, const void *buf, size_t n, uint64_t off)
+crash_write (struct io *io, const void *buf, size_t n, uint64_t off)
 {
   struct sim_file *f = sim (io);
   struct pending p = { .off = off, .len = n };
@@ -687,11 +802,14 @@ crash_pwrite (struct io *io, const void *buf, size_t n, uint64_t off)
     r = -1;
   }
   else if (n > 0) {
-    p.data = malloc (n);
-    if (p.data == NULL)
+    if (buf) {
+      p.data = malloc (n);
+      if (p.data)
+        memcpy (p.data, buf, n);
+    }
+    if (buf && p.data == NULL)
       r = -1;
     else {
-      memcpy (p.data, buf, n);
       r = add_pending (f->inode, &p);
       if (r == -1)
         free (p.data);
@@ -699,6 +817,46 @@ crash_pwrite (struct io *io, const void *buf, size_t n, uint64_t off)
   }
   pthread_mutex_unlock (&sim_lock);
   return r;
+}
+
+static int
+crash_pwrite (struct io *io, const void *buf, size_t n, uint64_t off)
+{
+  return crash_write (io, buf, n, off);
+}
+
+/* Zeroing is a pending write of zeros (within the current size, as
+ * fallocate with KEEP_SIZE leaves it). */
+static int
+crash_zero_range (struct io *io, uint64_t off, uint64_t n, int how)
+{
+  struct sim_file *f = sim (io);
+  uint64_t size, real_size;
+
+  /* Allocating space that reads as zeros changes no content. */
+  if (how == IO_ZERO_PREALLOC) {
+    pthread_mutex_lock (&sim_lock);
+    count_locked (KIND_WRITE);
+    pthread_mutex_unlock (&sim_lock);
+    return 0;
+  }
+
+  pthread_mutex_lock (&sim_lock);
+  if (get_size_locked (f, &real_size) == -1) {
+    pthread_mutex_unlock (&sim_lock);
+    return -1;
+  }
+  size = real_size;
+  pthread_mutex_unlock (&sim_lock);
+  if (off >= size)
+    return 0;
+  if (n > size - off)
+    n = size - off;
+  if (n > SIZE_MAX) {
+    errno = EFBIG;
+    return -1;
+  }
+  return crash_write (io, NULL, (size_t) n, off);
 }
 
 static int
@@ -737,19 +895,65 @@ crash_sync (struct io *io)
   return r;
 }
 
+/* The size the file has with its pending ops applied; sim_lock held. */
 static int
-crash_get_size (struct io *io, uint64_t *size)
+get_size_locked (struct sim_file *f, uint64_t *size)
+{
+  struct io_stat st;
+
+  if (f->real->ops->stat (f->real, &st) == -1)
+    return -1;
+  *size = overlay (f->inode, NULL, 0, 0, st.size);
+  return 0;
+}
+
+static int
+crash_stat (struct io *io, struct io_stat *st)
 {
   struct sim_file *f = sim (io);
-  uint64_t real_size;
   int r;
 
   pthread_mutex_lock (&sim_lock);
-  r = f->real->ops->get_size (f->real, &real_size);
+  r = f->real->ops->stat (f->real, st);
   if (r == 0)
-    *size = overlay (f->inode, NULL, 0, 0, real_size);
+    st->size = overlay (f->inode, NULL, 0, 0, st->size);
   pthread_mutex_unlock (&sim_lock);
   return r;
+}
+
+/* Pending writes are not in the real file's extents: say everything up
+ * to the size is data (a safe answer for SEEK_DATA users). */
+static int
+crash_next_data (struct io *io, uint64_t off, uint64_t *data, uint64_t *hole)
+{
+  struct sim_file *f = sim (io);
+  uint64_t size;
+  int r;
+
+  pthread_mutex_lock (&sim_lock);
+  r = get_size_locked (f, &size);
+  pthread_mutex_unlock (&sim_lock);
+  if (r == -1)
+    return -1;
+  if (off >= size) {
+    errno = ENXIO;
+    return -1;
+  }
+  *data = off;
+  *hole = size;
+  return 0;
+}
+
+/* A mapping would not show pending writes. */
+static const void *
+crash_map (struct io *io, size_t len)
+{
+  return NULL;
+}
+
+static void
+crash_hint_writeback (struct io *io)
+{
 }
 
 static int
@@ -790,8 +994,19 @@ crash_close (struct io *io)
 }
 
 static const struct io_ops crash_ops = {
-  crash_pread, crash_pwrite, crash_sync, crash_truncate, crash_get_size,
-  sim_lock_file, crash_close,
+  .pread = crash_pread,
+  .pwrite = crash_pwrite,
+  .sync = crash_sync,
+  .truncate = crash_truncate,
+  .zero_range = crash_zero_range,
+  .stat = crash_stat,
+  .next_data = crash_next_data,
+  .map = crash_map,
+  .unmap = sim_unmap,
+  .hint_writeback = crash_hint_writeback,
+  .lock = sim_lock_file,
+  .lock_record = sim_lock_record,
+  .close = crash_close,
 };
 
 /* ---- Opening ---- */
@@ -801,14 +1016,14 @@ static const struct io_ops crash_ops = {
 static int
 attach_inode (struct sim_file *f)
 {
-  struct stat st;
+  struct io_stat st;
   struct sim_inode *ino;
 
-  if (fstat (f->real->fd, &st) == -1)
+  if (f->real->ops->stat (f->real, &st) == -1)
     return -1;
   pthread_mutex_lock (&sim_lock);
   for (ino = inodes; ino; ino = ino->next)
-    if (ino->dev == st.st_dev && ino->ino == st.st_ino)
+    if (ino->dev == st.dev && ino->ino == st.ino)
       break;
   if (ino == NULL) {
     ino = calloc (1, sizeof *ino);
@@ -816,8 +1031,8 @@ attach_inode (struct sim_file *f)
       pthread_mutex_unlock (&sim_lock);
       return -1;
     }
-    ino->dev = st.st_dev;
-    ino->ino = st.st_ino;
+    ino->dev = st.dev;
+    ino->ino = st.ino;
     ino->next = inodes;
     inodes = ino;
   }
@@ -829,7 +1044,7 @@ attach_inode (struct sim_file *f)
   return 0;
 }
 
-struct io *
+static struct io *
 io_sim_open (const char *path, int flags, mode_t mode)
 {
   struct sim_file *f;
@@ -841,10 +1056,12 @@ io_sim_open (const char *path, int flags, mode_t mode)
     errno = EINVAL;
     return NULL;
   }
+  if (cfg.mode == MODE_OFF)
+    return io_posix_backend.open (path, flags, mode);
   f = calloc (1, sizeof *f);
   if (f == NULL)
     return NULL;
-  real = io_posix_open (path, flags | O_CLOEXEC, mode);
+  real = io_posix_backend.open (path, flags, mode);
   if (real == NULL) {
     e = errno;
     free (f);
@@ -853,7 +1070,6 @@ io_sim_open (const char *path, int flags, mode_t mode)
   }
   f->real = real;
   f->io.ops = cfg.mode == MODE_CRASH ? &crash_ops : &pass_ops;
-  f->io.fd = real->fd;
   f->io.writable = real->writable;
   f->io.path = real->path;      /* shared: freed when real is closed */
   if (cfg.mode == MODE_CRASH && attach_inode (f) == -1) {
