@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tests/run.sh — run vhdkit's test suite.
 #
-#   tests/run.sh [--build DIR] [--asan-build DIR] [-j N] [FILTER...]
+#   tests/run.sh [--build DIR] [--asan-build DIR] [--tsan-build DIR] [-j N] [FILTER...]
 #
 # Runs every unit binary DIR/tests/test-* and every shell test
 # tests/*/test-*.sh, in parallel, each under a timeout, with its output in
 # DIR/test-logs/<name>.log.  With --asan-build, also runs that build's unit
 # binaries and the tests/corpus and tests/badinput shell tests against its
-# vhdkit, labelled "[asan]".  FILTER arguments keep only the tests whose name
+# vhdkit, labelled "[asan]".  With --tsan-build, also runs that build's
+# threaded unit tests (tsan_units below) under ThreadSanitizer, labelled
+# "[tsan]"; any report fails the test.  FILTER arguments keep only the tests whose name
 # contains one of them.
 #
 # Contract with the tests (see tests/lib.sh): exit 0 = pass, 77 = skip,
@@ -29,6 +31,7 @@ usage () {
 
 build=build
 asan_build=
+tsan_build=
 jobs=${VHDKIT_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 filters=()
 while [ $# -gt 0 ]; do
@@ -39,6 +42,9 @@ while [ $# -gt 0 ]; do
     --asan-build)   [ $# -ge 2 ] || { echo "run.sh: --asan-build needs DIR" >&2; exit 2; }
                     asan_build=$2; shift 2 ;;
     --asan-build=*) asan_build=${1#*=}; shift ;;
+    --tsan-build)   [ $# -ge 2 ] || { echo "run.sh: --tsan-build needs DIR" >&2; exit 2; }
+                    tsan_build=$2; shift 2 ;;
+    --tsan-build=*) tsan_build=${1#*=}; shift ;;
     -j)             [ $# -ge 2 ] || { echo "run.sh: -j needs N" >&2; exit 2; }
                     jobs=$2; shift 2 ;;
     -j*)            jobs=${1#-j}; shift ;;
@@ -55,6 +61,7 @@ case $jobs in ''|*[!0-9]*|0) echo "run.sh: job count must be a positive integer"
 
 build=$(realpath -m -- "$build")
 [ -n "$asan_build" ] && asan_build=$(realpath -m -- "$asan_build")
+[ -n "$tsan_build" ] && tsan_build=$(realpath -m -- "$tsan_build")
 corpus=$(realpath -m -- "${VHDKIT_CORPUS:-$TOP/../shared/corpus}")
 logdir=$build/test-logs
 mkdir -p "$logdir" || exit 1
@@ -62,6 +69,8 @@ mkdir -p "$logdir" || exit 1
 # Shell tests that are also run against the ASan+UBSan build: whole
 # directories, or single tests by name.
 asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
+# Unit tests that run many threads on one handle: also under TSan.
+tsan_units=(test-stress test-disk-threads)
 
 # ---- collect the tests -------------------------------------------------
 # Parallel arrays, one entry per test run:
@@ -126,6 +135,11 @@ if [ -n "$asan_build" ]; then
   add_units "$asan_build" 1 "[asan] "
   add_shells "$asan_build" 1 "[asan] " "${asan_shell_dirs[@]}"
 fi
+if [ -n "$tsan_build" ]; then
+  for u in "${tsan_units[@]}"; do
+    add_test "[tsan] unit/$u" "tsan/unit/$u" "$tsan_build" 2 unit "$tsan_build/tests/$u"
+  done
+fi
 ntests=${#t_name[@]}
 
 # ---- loud warnings before anything runs --------------------------------
@@ -177,6 +191,10 @@ run_one () {
     envs+=(ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=$san"
            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san")
   fi
+  if [ "${t_asan[$i]}" = 2 ]; then
+    local san=$resdir/san.$i
+    envs+=(TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$san")
+  fi
   if [ "${t_kind[$i]}" = shell ]; then
     cmd=(bash "${t_cmd[$i]}")
   else
@@ -226,7 +244,7 @@ report () {   # report I: print the result of test I (main process only)
   if [ -s "$resdir/$i.err" ]; then
     { echo "---- run.sh:"; cat "$resdir/$i.err"; } >>"$log"
   fi
-  if [ "${t_asan[$i]}" = 1 ]; then
+  if [ "${t_asan[$i]}" != 0 ]; then
     for f in "$resdir"/san."$i".*; do
       [ -e "$f" ] || continue
       { echo "---- sanitizer report (pid ${f##*.}):"; cat "$f"; } >>"$log"

@@ -645,12 +645,20 @@ rct_detach (struct rct *r)
   if (!r) return 0;
   int ret = 0;
   if (r->writable && r->state == RCT_OK) {
+    /* The image's identity first: asking the driver takes its locks,
+     * which come before the tracking lock (L-5 before L-8). */
+    struct rct_header fp = { 0 };
+    fingerprint (r->img, &fp);
     pthread_mutex_lock (&r->lock);
     if (rct_flush_locked (r, true) == -1) ret = -1;
     else if (r->session_marked || r->h.session_dirty) {
       /* Clean close: record the image as it is now. */
       r->h.session_dirty = 0;
-      fingerprint (r->img, &r->h);
+      r->h.image_format = fp.image_format;
+      r->h.dwg = fp.dwg;
+      r->h.pending_dwg = fp.pending_dwg;
+      r->h.st_dev = fp.st_dev; r->h.st_ino = fp.st_ino; r->h.st_size = fp.st_size;
+      r->h.st_mtime_ns = fp.st_mtime_ns; r->h.st_ctime_ns = fp.st_ctime_ns;
       if (rct_write_header (r) == -1) ret = -1;
     }
     pthread_mutex_unlock (&r->lock);
