@@ -106,14 +106,16 @@ run: deps
 	$(MAKE) -j$(NPROC) all
 	scripts/demo.sh
 
-install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit.pc $(B)/vhdkit
+install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvhdkit.so
 	install -m 0644 $(B)/libvhdkit.a $(DESTDIR)$(LIBDIR)/libvhdkit.a
 	install -m 0644 include/vhdkit.h $(DESTDIR)$(INCLUDEDIR)/vhdkit.h
-	install -m 0644 $(B)/vhdkit.pc $(DESTDIR)$(PKGCONFIGDIR)/vhdkit.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' vhdkit.pc.in \
+	    > $(DESTDIR)$(PKGCONFIGDIR)/vhdkit.pc
 	install -m 0755 $(B)/vhdkit $(DESTDIR)$(BINDIR)/vhdkit
 	go-md2man -in docs/vhdkit.1.md -out $(DESTDIR)$(MANDIR)/man1/vhdkit.1
 
@@ -142,7 +144,6 @@ bench: all
 	bench/rct.sh
 	bench/set.sh
 	bench/threads.sh
-	bench/chain.sh
 
 # The model tests with many more steps (hours on 2 cores; make test
 # runs a few thousand), and the threaded stress test for longer.
