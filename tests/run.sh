@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-timeout_s=${VHDKIT_TEST_TIMEOUT:-300}
+timeout_s=${VHDKIT_TEST_TIMEOUT:-900}
 case $timeout_s in ''|*[!0-9]*|0) echo "run.sh: VHDKIT_TEST_TIMEOUT must be a positive integer" >&2; exit 2 ;; esac
 case $jobs in ''|*[!0-9]*|0) echo "run.sh: job count must be a positive integer" >&2; exit 2 ;; esac
 
