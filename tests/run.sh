@@ -17,7 +17,7 @@
 # exactly one closing line "N passed, N failed, N skipped".  Exits non-zero
 # if any test failed or if no test ran.
 #
-# Environment: VHDKIT_TEST_TIMEOUT (seconds per test, default 300),
+# Environment: VHDKIT_TEST_TIMEOUT (seconds per test, default 900),
 # VHDKIT_TEST_JOBS (parallel jobs, default nproc), VHDKIT_CORPUS (default
 # ../shared/corpus beside the repository).
 set -uo pipefail
