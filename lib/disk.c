@@ -157,65 +157,56 @@ disk_pread (struct disk *d, void *buf, size_t n, uint64_t off)
   return r;
 }
 
-int
-disk_pwrite (struct disk *d, const void *buf, size_t n, uint64_t off, unsigned flags)
+/* Every change of the disk: recorded by tracking before it reaches the
+ * image (RCT-2), and once more when it ended (L-11).  Zeroing and
+ * discarding both leave zeros (every driver makes a discarded range
+ * read as zeros). */
+enum change { C_WRITE, C_ZERO, C_DISCARD, C_MARK };
+
+static int
+change (struct disk *d, enum change k, const void *buf, uint64_t n, uint64_t off, unsigned flags)
 {
+  static const char *const what[] = { "write", "zero", "discard", "mark" };
   ENTER (d);
   struct rct_op op;
-  int r = check_range (d, "write", n, off, true);
+  int r = check_range (d, what[k], n, off, true);
   if (r == 0 && n == 0) { LEAVE (d); return 0; }
-  if (r == 0) r = rct_write_begin (d->rct, off, n, false, &op);
+  if (r == 0) r = rct_write_begin (d->rct, off, n, k == C_ZERO || k == C_DISCARD, &op);
   if (r == 0) {
-    r = image_pwrite (d->top, buf, n, off, flags);
+    switch (k) {
+    case C_WRITE: r = image_pwrite (d->top, buf, (size_t) n, off, flags); break;
+    case C_ZERO: r = image_zero (d->top, n, off, flags); break;
+    case C_DISCARD: r = image_discard (d->top, n, off); break;
+    case C_MARK: break;
+    }
     rct_write_end (d->rct, &op);
   }
   LEAVE (d);
   return r;
+}
+
+int
+disk_pwrite (struct disk *d, const void *buf, size_t n, uint64_t off, unsigned flags)
+{
+  return change (d, C_WRITE, buf, n, off, flags);
 }
 
 int
 disk_zero (struct disk *d, uint64_t n, uint64_t off, unsigned flags)
 {
-  ENTER (d);
-  struct rct_op op;
-  int r = check_range (d, "zero", n, off, true);
-  if (r == 0 && n == 0) { LEAVE (d); return 0; }
-  if (r == 0) r = rct_write_begin (d->rct, off, n, true, &op);
-  if (r == 0) {
-    r = image_zero (d->top, n, off, flags);
-    rct_write_end (d->rct, &op);
-  }
-  LEAVE (d);
-  return r;
+  return change (d, C_ZERO, NULL, n, off, flags);
 }
 
 int
 disk_discard (struct disk *d, uint64_t n, uint64_t off)
 {
-  ENTER (d);
-  struct rct_op op;
-  int r = check_range (d, "discard", n, off, true);
-  if (r == 0 && n == 0) { LEAVE (d); return 0; }
-  /* Every driver makes a discarded range read as zeros. */
-  if (r == 0) r = rct_write_begin (d->rct, off, n, true, &op);
-  if (r == 0) {
-    r = image_discard (d->top, n, off);
-    rct_write_end (d->rct, &op);
-  }
-  LEAVE (d);
-  return r;
+  return change (d, C_DISCARD, NULL, n, off, 0);
 }
 
 int
 disk_mark_changed (struct disk *d, uint64_t off, uint64_t len)
 {
-  ENTER (d);
-  struct rct_op op;
-  int r = check_range (d, "mark", len, off, true);
-  if (r == 0) r = rct_write_begin (d->rct, off, len, false, &op);
-  if (r == 0) rct_write_end (d->rct, &op);
-  LEAVE (d);
-  return r;
+  return change (d, C_MARK, NULL, len, off, 0);
 }
 
 /* RCT-3: the image, then the tracking state. */
