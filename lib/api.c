@@ -151,8 +151,8 @@ int
 vhdkit_disk_discard (struct vhdkit_disk *h, uint64_t count, uint64_t off, unsigned flags)
 {
   clear_error ();
-  if (bad_handle (h) || bad_flags ("discard", flags, 0)) return -1;
-  return disk_discard (h->d, count, off);
+  if (bad_handle (h) || bad_flags ("discard", flags, VHDKIT_IO_FUA)) return -1;
+  return disk_discard (h->d, count, off, flags);
 }
 
 int

@@ -70,7 +70,7 @@ mkdir -p "$logdir" || exit 1
 # directories, or single tests by name.
 asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
 # Unit tests that run many threads on one handle: also under TSan.
-tsan_units=(test-stress test-disk-threads)
+tsan_units=(test-stress test-disk-threads test-inflight test-mt-crash)
 
 # ---- collect the tests -------------------------------------------------
 # Parallel arrays, one entry per test run:

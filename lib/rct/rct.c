@@ -396,6 +396,8 @@ release (struct rct *r)
   rct_free_arrays (r);
   pthread_mutex_destroy (&r->lock);
   pthread_mutex_destroy (&r->mrt_lock);
+  pthread_mutex_destroy (&r->carry_lock);
+  free (r->carry);
   pthread_mutex_destroy (&r->dirty_lock);
   for (int i = 0; i < RCT_STRIPES; i++) pthread_mutex_destroy (&r->stripe[i]);
   free (r->path);
@@ -598,6 +600,7 @@ rct_new (struct image *img, bool writable, char *path)
   r->state = RCT_OK;
   pthread_mutex_init (&r->lock, NULL);
   pthread_mutex_init (&r->mrt_lock, NULL);
+  pthread_mutex_init (&r->carry_lock, NULL);
   pthread_mutex_init (&r->dirty_lock, NULL);
   for (int i = 0; i < RCT_STRIPES; i++) pthread_mutex_init (&r->stripe[i], NULL);
   if (!r->mrt_path) { r->path = NULL; release (r); return NULL; }

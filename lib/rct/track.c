@@ -28,6 +28,7 @@
  * the generation meanwhile, again with the newer one at its end.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -428,16 +429,80 @@ rct_write_end (struct rct *r, struct rct_op *op)
 {
   if (!op->active) return;
   op->active = false;
-  uint32_t g = LOAD_ACQUIRE (&r->cur);
+  uint32_t g = __atomic_load_n (&r->cur, SEQ);
   /* A reference point came while the write was in flight: it is
    * reported since that one too.  Its pages are in memory (a page with
    * writes in flight is not evicted), so this cannot fail. */
   if (g != op->gen) tag (r, op, g);
+  else if (__atomic_load_n (&r->ck_active, SEQ) > 0) {
+    /* One has begun but not sealed yet: the write is in flight during
+     * it, so it must be reported since the new ID.  Leave it pinned on
+     * the carry list for the seal to tag (L-11), unless the seal came
+     * meanwhile; carry_lock orders the two. */
+    pthread_mutex_lock (&r->carry_lock);
+    g = __atomic_load_n (&r->cur, SEQ);
+    if (g == op->gen) {
+      if (r->ncarry == r->carry_cap) {
+        size_t cap = r->carry_cap ? r->carry_cap * 2 : 64;
+        struct rct_op *c = realloc (r->carry, cap * sizeof *c);
+        if (!c) {
+          /* Never a silent miss: tracking refuses from now on. */
+          pthread_mutex_unlock (&r->carry_lock);
+          LOCK_FOR_SCOPE (&r->lock);
+          snprintf (r->why, sizeof r->why, "%s: out of memory recording a write during a reference point",
+                    r->path);
+          STORE_RELEASE (&r->state, RCT_FAILED);
+          goto unpin;
+        }
+        r->carry = c;
+        r->carry_cap = cap;
+      }
+      r->carry[r->ncarry++] = *op;
+      pthread_mutex_unlock (&r->carry_lock);
+      return;
+    }
+    pthread_mutex_unlock (&r->carry_lock);
+    tag (r, op, g);
+  }
+ unpin:;
   uint32_t fs = __atomic_load_n (&r->flush_seq, SEQ);
   for (uint64_t p = op->p0; p <= op->p1; p++) {
     atomic_max32 (&r->touch[p], fs);
     __atomic_sub_fetch (&r->inflight[p], 1, SEQ);
   }
+}
+
+/* Tag the carried writes with generation G (0: leave their tags) and
+ * unpin them; carry_lock held. */
+static void
+drain_carry_locked (struct rct *r, uint32_t g)
+{
+  uint32_t fs = __atomic_load_n (&r->flush_seq, SEQ);
+  for (size_t i = 0; i < r->ncarry; i++) {
+    struct rct_op *op = &r->carry[i];
+    if (g) tag (r, op, g);
+    for (uint64_t p = op->p0; p <= op->p1; p++) {
+      atomic_max32 (&r->touch[p], fs);
+      __atomic_sub_fetch (&r->inflight[p], 1, SEQ);
+    }
+  }
+  r->ncarry = 0;
+}
+
+void
+rct_checkpoint_begin (struct rct *r)
+{
+  __atomic_add_fetch (&r->ck_active, 1, SEQ);
+}
+
+void
+rct_checkpoint_end (struct rct *r)
+{
+  LOCK_FOR_SCOPE (&r->carry_lock);
+  /* With no reference point left in progress, what is carried was
+   * tagged with the generation still current: nothing more to do. */
+  if (__atomic_sub_fetch (&r->ck_active, 1, SEQ) == 0)
+    drain_carry_locked (r, 0);
 }
 
 /* ---- flush (RCT-3) ---- */
@@ -638,8 +703,13 @@ rct_seal (struct rct *r, uint32_t *sealed)
    * flight take it at their end (L-11). */
   *sealed = r->h.cur;
   r->h.cur++;
-  STORE_RELEASE (&r->cur, r->h.cur);
+  __atomic_store_n (&r->cur, r->h.cur, SEQ);
   r->hdr_dirty = true;
+  /* Writes that ended since the reference point began take the new
+   * generation too (L-11); L-8 → carry_lock → L-9. */
+  pthread_mutex_lock (&r->carry_lock);
+  drain_carry_locked (r, r->h.cur);
+  pthread_mutex_unlock (&r->carry_lock);
   return 0;
 }
 
