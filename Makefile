@@ -7,7 +7,9 @@
 #   make bench   run the benchmarks in bench/ (long)
 #   make soak    run the change-tracking model test for a million steps,
 #                the VHD Set model test for SET_SOAK_STEPS (default 20000)
-#                and the threaded stress test for STRESS_SOAK_SECONDS
+#                the threaded stress test for STRESS_SOAK_SECONDS, and the
+#                power-loss test with MTCRASH_SOAK_RUNS threaded runs and its
+#                whole fault sweep
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -150,10 +152,12 @@ bench: all
 SOAK_STEPS ?= 1000000
 SET_SOAK_STEPS ?= 20000
 STRESS_SOAK_SECONDS ?= 1800
+MTCRASH_SOAK_RUNS ?= 400
 soak: all
 	VHDKIT_RCT_MODEL_STEPS=$(SOAK_STEPS) $(B)/tests/test-rct-model
 	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
 	VHDKIT_STRESS_SECONDS=$(STRESS_SOAK_SECONDS) $(B)/tests/test-stress
+	VHDKIT_MTCRASH_RUNS=$(MTCRASH_SOAK_RUNS) VHDKIT_MTCRASH_FULL=1 $(B)/tests/test-mt-crash
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-dev

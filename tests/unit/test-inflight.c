@@ -9,7 +9,8 @@
  * is let go.  The range must be reported since the new ID on the handle,
  * and again after the process dies without a flush or close (the child
  * _exits; the parent reopens and asks).  Each step is tried with write,
- * zero and discard.  A step that the operation never reaches fails the
+ * zero and discard.  One more case lets the write end while the
+ * reference point waits (behind a flush held at its .rct write) to seal.  A step that the operation never reaches fails the
  * test: it would otherwise prove nothing.
  */
 #include <errno.h>
@@ -30,32 +31,56 @@
 
 /* ---- The gate backend ---- */
 
-enum step { S_DATA, S_MRT, S_SYNC, NSTEPS };
-static const char *const step_name[] = { "image data write", ".mrt record", "image sync" };
+enum step { S_DATA, S_MRT, S_SYNC, NSTEPS, S_RCT = NSTEPS };
+static const char *const step_name[] = { "image data write", ".mrt record", "image sync", ".rct write" };
 
 struct gio {
   struct io io;
   struct io *real;
-  int is_mrt, is_image;
+  int is_mrt, is_rct, is_image;
 };
 
+/* Hold slots: each holds the first call that matches its step once
+ * armed, until released. */
+#define NSLOTS 2
 static pthread_mutex_t gl = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gcv = PTHREAD_COND_INITIALIZER;
-static int armed = -1;          /* the step to hold, or -1 */
-static int held, released;
+static struct { int step, armed, held, released; } slot[NSLOTS];
+
+static void
+arm (int i, enum step s)
+{
+  pthread_mutex_lock (&gl);
+  slot[i].step = (int) s;
+  slot[i].held = slot[i].released = 0;
+  slot[i].armed = 1;
+  pthread_mutex_unlock (&gl);
+}
+
+static void
+release (int i)
+{
+  pthread_mutex_lock (&gl);
+  slot[i].released = 1;
+  pthread_cond_broadcast (&gcv);
+  pthread_mutex_unlock (&gl);
+}
 
 static void
 maybe_hold (struct gio *g, enum step s)
 {
-  int match = (s == S_MRT && g->is_mrt) || (s != S_MRT && g->is_image);
+  int match = s == S_MRT ? g->is_mrt : s == S_RCT ? g->is_rct : g->is_image;
+  if (!match) return;
   pthread_mutex_lock (&gl);
-  if (match && armed == (int) s) {
-    armed = -1;
-    held = 1;
-    pthread_cond_broadcast (&gcv);
-    while (!released)
-      pthread_cond_wait (&gcv, &gl);
-  }
+  for (int i = 0; i < NSLOTS; i++)
+    if (slot[i].armed && slot[i].step == (int) s) {
+      slot[i].armed = 0;
+      slot[i].held = 1;
+      pthread_cond_broadcast (&gcv);
+      while (!slot[i].released)
+        pthread_cond_wait (&gcv, &gl);
+      break;
+    }
   pthread_mutex_unlock (&gl);
 }
 
@@ -63,7 +88,8 @@ maybe_hold (struct gio *g, enum step s)
 static ssize_t g_pread (struct io *io, void *b, size_t n, uint64_t o) { return io_pread (R (io), b, n, o); }
 static int g_pwrite (struct io *io, const void *b, size_t n, uint64_t o)
 {
-  maybe_hold ((struct gio *) io, ((struct gio *) io)->is_mrt ? S_MRT : S_DATA);
+  struct gio *g = (struct gio *) io;
+  maybe_hold (g, g->is_mrt ? S_MRT : g->is_rct ? S_RCT : S_DATA);
   return io_pwrite (R (io), b, n, o);
 }
 static int g_sync (struct io *io) { maybe_hold ((struct gio *) io, S_SYNC); return io_sync (R (io)); }
@@ -117,6 +143,7 @@ gate_open (const char *path, int flags, mode_t mode)
   g->io.ops = &gate_ops;
   g->io.writable = g->real->writable;
   g->is_mrt = ends_with (path, ".mrt");
+  g->is_rct = ends_with (path, ".rct");
   g->is_image = ends_with (path, ".vhdx");
   return &g->io;
 }
@@ -210,11 +237,9 @@ child (const char *path, int fd)
     fprintf (stderr, "setup: %s\n", vhdkit_get_error ());
     return 1;
   }
-  pthread_mutex_lock (&gl);
-  armed = (int) job.step;
-  pthread_mutex_unlock (&gl);
+  arm (0, job.step);
   pthread_create (&tw, NULL, do_change, NULL);
-  if (!wait_flag (&held, 10)) {
+  if (!wait_flag (&slot[0].held, 10)) {
     pthread_join (tw, NULL);
     fprintf (stderr, "the %s of %" PRIu64 " bytes at %" PRIu64 " never reached the %s step: "
              "the test proves nothing\n", op_name[job.op], job.len, job.off, step_name[job.step]);
@@ -222,10 +247,7 @@ child (const char *path, int fd)
   }
   pthread_create (&tc, NULL, do_checkpoint, NULL);
   int returned_first = wait_flag (&ck_done, 1);   /* a checkpoint may also wait for it */
-  pthread_mutex_lock (&gl);
-  released = 1;
-  pthread_cond_broadcast (&gcv);
-  pthread_mutex_unlock (&gl);
+  release (0);
   pthread_join (tw, NULL);
   pthread_join (tc, NULL);
   if (ck_r == -1) { fprintf (stderr, "checkpoint: %s\n", vhdkit_get_error ()); return 1; }
@@ -247,21 +269,93 @@ child (const char *path, int fd)
   _exit (0);                    /* no flush, no close: a crash of the process */
 }
 
+/* A write in flight when a reference point begins that ENDS before the
+ * reference point seals: a flush holds the tracking lock at its .rct
+ * write, so the reference point waits for it; the write is let go and
+ * ends meanwhile; then the flush, and with it the reference point, goes
+ * on.  The write must still be reported since the new ID. */
+static void *
+do_flush (void *arg)
+{
+  (void) arg;
+  if (vhdkit_disk_flush (d) == -1) fprintf (stderr, "flush: %s\n", vhdkit_get_error ());
+  return NULL;
+}
+
 static int
-run (const char *dir, enum opk op, enum step step, uint64_t off, uint64_t len)
+child_ends_early (const char *path, int fd)
+{
+  static unsigned char one[MIB];
+  char id0[VHDKIT_RCT_ID_MAX];
+  struct vhdkit_create_params p = VHDKIT_CREATE_PARAMS_INIT;
+  pthread_t tw, tf, tc;
+
+  io_set_backend (&gate_backend);
+  p.size = SIZE;
+  p.block_size = MIB;
+  memset (one, 0x11, sizeof one);
+  if (vhdkit_disk_create (path, &p) == -1 || !(d = vhdkit_disk_open (path, VHDKIT_OPEN_RDWR)) ||
+      vhdkit_disk_pwrite (d, one, MIB, 40 * MIB, 0) == -1 ||
+      vhdkit_rct_enable (d, 4096) == -1 || vhdkit_rct_checkpoint (d, id0) == -1 ||
+      vhdkit_disk_flush (d) == -1 ||
+      vhdkit_disk_pwrite (d, one, 4096, 8 * MIB, 0) == -1) {   /* a dirty tracking page */
+    fprintf (stderr, "setup: %s\n", vhdkit_get_error ());
+    return 1;
+  }
+  job.op = O_WRITE; job.step = S_DATA; job.off = 40 * MIB + 128 * 1024; job.len = 64 * 1024;
+  arm (0, S_DATA);
+  pthread_create (&tw, NULL, do_change, NULL);
+  if (!wait_flag (&slot[0].held, 10)) {
+    fprintf (stderr, "the write never reached its data write\n");
+    return 1;
+  }
+  arm (1, S_RCT);
+  pthread_create (&tf, NULL, do_flush, NULL);
+  if (!wait_flag (&slot[1].held, 10)) {
+    fprintf (stderr, "the flush never wrote its tracking file: the test proves nothing\n");
+    return 1;
+  }
+  pthread_create (&tc, NULL, do_checkpoint, NULL);
+  if (wait_flag (&ck_done, 1)) {
+    fprintf (stderr, "the reference point did not wait for the flush: the test proves nothing\n");
+    return 1;
+  }
+  release (0);                  /* the write ends while the reference point waits */
+  pthread_join (tw, NULL);
+  release (1);
+  pthread_join (tf, NULL);
+  pthread_join (tc, NULL);
+  if (ck_r == -1 || job.r == -1) { fprintf (stderr, "checkpoint or write failed: %s\n", vhdkit_get_error ()); return 1; }
+  struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
+  if (vhdkit_disk_get_changes (d, new_id, NULL, 0, SIZE, 0, &c) == -1) {
+    fprintf (stderr, "changes since %s: %s\n", new_id, vhdkit_get_error ());
+    return 1;
+  }
+  if (!covered (&c, job.off, job.len)) {
+    fprintf (stderr, "FALSE NEGATIVE on the handle: a write that ended while the reference point %s "
+             "waited to seal is not reported since it\n", new_id);
+    return 1;
+  }
+  vhdkit_changes_free (&c);
+  if (write (fd, new_id, sizeof new_id) != (ssize_t) sizeof new_id) { perror ("write"); return 1; }
+  _exit (0);
+}
+
+static int
+run (const char *dir, enum opk op, enum step step, uint64_t off, uint64_t len, int early)
 {
   char path[256], id[VHDKIT_RCT_ID_MAX];
   int pfd[2], st;
   pid_t pid;
 
-  snprintf (path, sizeof path, "%s/%s-%d.vhdx", dir, op_name[op], (int) step);
+  snprintf (path, sizeof path, "%s/%s-%d%s.vhdx", dir, op_name[op], (int) step, early ? "-early" : "");
   job.op = op; job.step = step; job.off = off; job.len = len;
   if (pipe (pfd) == -1) { perror ("pipe"); return 1; }
   fflush (NULL);
   pid = fork ();
   if (pid == 0) {
     close (pfd[0]);
-    _exit (child (path, pfd[1]));
+    _exit (early ? child_ends_early (path, pfd[1]) : child (path, pfd[1]));
   }
   close (pfd[1]);
   ssize_t n = read (pfd[0], id, sizeof id);
@@ -293,7 +387,8 @@ run (const char *dir, enum opk op, enum step step, uint64_t off, uint64_t len)
   vhdkit_changes_free (&c);
   vhdkit_disk_close (r);
   if (!bad)
-    printf ("ok %s held at the %s\n", op_name[op], step_name[step]);
+    printf ("ok %s held at the %s%s\n", op_name[op], step_name[step],
+            early ? ", ending while the reference point waits to seal" : "");
   return bad;
 }
 
@@ -316,8 +411,9 @@ main (void)
         off = 40ull * MIB;
         len = MIB;
       }
-      bad |= run (dir, (enum opk) op, (enum step) s, off, len);
+      bad |= run (dir, (enum opk) op, (enum step) s, off, len, 0);
     }
+  bad |= run (dir, O_WRITE, S_DATA, 40ull * MIB + 128 * 1024, 64 * 1024, 1);
   char cmd[300];
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   if (system (cmd) != 0) fprintf (stderr, "could not remove %s\n", dir);
