@@ -35,9 +35,12 @@ CLI_SRC    := $(wildcard cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+DAEMON_PKGS := libmicrohttpd jansson libsystemd
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 SIM_OBJ  := $(B)/obj/tests/sim/io-sim.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
@@ -45,12 +48,12 @@ TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
 .PHONY: all deps test run asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
-all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit \
+all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit $(B)/vhdkitd \
      $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(EXTRA_CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libvhdkit.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -70,6 +73,11 @@ $(B)/vhdkit.pc: vhdkit.pc.in include/vhdkit.h
 
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+
+# The service (daemon/, docs/vhdkitd.md).
+$(DAEMON_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(DAEMON_PKGS))
+$(B)/vhdkitd: $(DAEMON_OBJ) $(B)/libvhdkit.a
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(DAEMON_PKGS)) $(LDLIBS)
 
 # The CLI with the io simulator (tests/sim, docs/IO-SIM.md) linked in,
 # for the shell tests that set VHDKIT_SIM.  Not installed.

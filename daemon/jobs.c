@@ -1,0 +1,427 @@
+/* Jobs (vhdkitd.h): Msvm_ConcreteJob.
+ *
+ * A job is Running (JobState 4) from the moment it is returned until it
+ * ends as Completed (7), Terminated (8, cancelled with RequestStateChange
+ * 4), Killed (9, RequestStateChange 5) or Exception (10, failed); it is
+ * never seen as New or Starting.  A bounded pool of workers runs them in
+ * order of submission.  Each job is written to STATE/jobs/<id>.json when
+ * it starts and when it ends (write to a temporary name, fsync, rename),
+ * so that it survives a restart; a job found Running at start was cut
+ * short by the daemon's death and becomes Exception with ErrorCode 32771
+ * (Status is unknown).  A finished job is removed TimeBeforeRemoval
+ * (5 minutes) after it ended, at once if DeleteOnCompletion is set and
+ * it completed.
+ *
+ * Locking: jobs_lock guards the list, the queue and every job's fields
+ * except in/out while the job runs (only its worker touches them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "vhdkitd.h"
+#include "guid.h"
+
+#define REMOVE_AFTER 300
+
+struct job {
+  char id[40];
+  const struct method *m;
+  json_t *in, *out;
+  unsigned state;                /* 4, 7, 8, 9, 10 */
+  unsigned pct;
+  uint32_t rc;
+  char error[1024];
+  struct timespec submitted, started, finished;
+  volatile int cancel;           /* 0, or the RequestedState (4 or 5) */
+  bool delete_on_completion;
+  bool running;
+  struct job *next, *qnext;
+};
+
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jobs_cv = PTHREAD_COND_INITIALIZER;
+static struct job *jobs, *qhead, *qtail;
+static char *jobs_dir;
+static pthread_t *workers;
+static unsigned nworkers, nrunning;
+static bool stopping;
+
+bool jobs_stopping (void) { return __atomic_load_n (&stopping, __ATOMIC_ACQUIRE); }
+
+/* ---- CIM datetime ---- */
+
+static void
+cim_time (const struct timespec *t, char *buf, size_t n)
+{
+  struct tm tm;
+  if (t->tv_sec == 0) { snprintf (buf, n, "%s", ""); return; }
+  gmtime_r (&t->tv_sec, &tm);
+  snprintf (buf, n, "%04d%02d%02d%02d%02d%02d.%06ld+000", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+            tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000);
+}
+
+static void
+cim_interval (double secs, char *buf, size_t n)
+{
+  if (secs < 0) secs = 0;
+  uint64_t us = (uint64_t) (secs * 1e6), s = us / 1000000;
+  snprintf (buf, n, "%08" PRIu64 "%02" PRIu64 "%02" PRIu64 "%02" PRIu64 ".%06" PRIu64 ":000",
+            s / 86400, s / 3600 % 24, s / 60 % 60, s % 60, us % 1000000);
+}
+
+static double
+since (const struct timespec *a, const struct timespec *b)
+{
+  return (double) (b->tv_sec - a->tv_sec) + (double) (b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static const char *
+state_text (unsigned s)
+{
+  switch (s) {
+  case 4: return "Running";
+  case 7: return "Completed";
+  case 8: return "Terminated";
+  case 9: return "Killed";
+  default: return "Exception";
+  }
+}
+
+/* The instance's properties; jobs_lock held. */
+static json_t *
+view_locked (const struct job *j)
+{
+  char t1[32], t2[32], el[32], rm[32];
+  struct timespec now;
+  clock_gettime (CLOCK_REALTIME, &now);
+  cim_time (&j->submitted, t1, sizeof t1);
+  cim_time (&j->started, t2, sizeof t2);
+  cim_interval (j->started.tv_sec ? since (&j->started, j->state == 4 ? &now : &j->finished) : 0, el, sizeof el);
+  cim_interval (REMOVE_AFTER, rm, sizeof rm);
+  json_t *v = json_object ();
+  json_object_set_new (v, "__CLASS", json_string ("Msvm_ConcreteJob"));
+  json_object_set_new (v, "InstanceID", json_string (j->id));
+  json_object_set_new (v, "Name", json_string (j->m ? j->m->name : "unknown"));
+  json_object_set_new (v, "Caption", json_string (j->m ? j->m->name : "unknown"));
+  json_object_set_new (v, "Description", json_string (j->m ? j->m->doc : ""));
+  json_object_set_new (v, "ElementName", json_string (j->m ? j->m->name : "unknown"));
+  json_object_set_new (v, "JobType", json_integer (0));
+  json_object_set_new (v, "JobState", json_integer (j->state));
+  json_object_set_new (v, "JobStatus", json_string (state_text (j->state)));
+  json_object_set_new (v, "PercentComplete", json_integer (j->state == 7 ? 100 : j->pct));
+  json_object_set_new (v, "ErrorCode", json_integer (j->state == 7 ? 0 : j->rc));
+  json_object_set_new (v, "ErrorDescription", json_string (j->state == 7 ? "" : j->error));
+  json_object_set_new (v, "ErrorSummaryDescription", json_string (j->state == 7 ? "" : rc_description (j->rc)));
+  json_object_set_new (v, "TimeSubmitted", json_string (t1));
+  json_object_set_new (v, "StartTime", json_string (t2));
+  json_object_set_new (v, "ElapsedTime", json_string (el));
+  json_object_set_new (v, "TimeBeforeRemoval", json_string (rm));
+  json_object_set_new (v, "DeleteOnCompletion", json_boolean (j->delete_on_completion));
+  json_object_set_new (v, "Cancellable", json_true ());
+  json_object_set_new (v, "OperationalStatus", json_pack ("[i]", j->state == 4 || j->state == 7 ? 2 : 6));
+  json_object_set_new (v, "StatusDescriptions", json_pack ("[s]", j->state == 4 || j->state == 7 ? "OK" : "Error"));
+  json_object_set_new (v, "HealthState", json_integer (5));
+  json_object_set_new (v, "JobRunTimes", json_integer (1));
+  json_object_set_new (v, "LocalOrUtcTime", json_integer (2));
+  json_object_set_new (v, "Priority", json_integer (0));
+  if (j->out && j->state == 7)
+    json_object_set (v, "OutParameters", j->out);
+  return v;
+}
+
+/* ---- persistence ---- */
+
+static void
+save_locked (struct job *j)
+{
+  if (!jobs_dir) return;
+  char path[4200], tmp[4210];
+  snprintf (path, sizeof path, "%s/%s.json", jobs_dir, j->id);
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  json_t *v = view_locked (j);
+  json_object_set_new (v, "SubmittedEpoch", json_integer (j->submitted.tv_sec));
+  json_object_set_new (v, "StartedEpoch", json_integer (j->started.tv_sec));
+  json_object_set_new (v, "FinishedEpoch", json_integer (j->finished.tv_sec));
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int ok = fd != -1 && json_dumpfd (v, fd, JSON_COMPACT) == 0 && fsync (fd) == 0;
+  if (fd != -1 && close (fd) == -1) ok = 0;
+  if (!ok || rename (tmp, path) == -1) {
+    vlog ("saving job %s to %s: %s", j->id, path, strerror (errno));
+    unlink (tmp);
+  }
+  json_decref (v);
+}
+
+static void
+unsave (const struct job *j)
+{
+  if (!jobs_dir) return;
+  char path[4200];
+  snprintf (path, sizeof path, "%s/%s.json", jobs_dir, j->id);
+  unlink (path);
+}
+
+static void
+load_saved (void)
+{
+  DIR *dir = opendir (jobs_dir);
+  struct dirent *de;
+  if (!dir) return;
+  while ((de = readdir (dir))) {
+    size_t l = strlen (de->d_name);
+    if (l < 6 || strcmp (de->d_name + l - 5, ".json") != 0 || l - 5 >= 40) continue;
+    char path[4200];
+    snprintf (path, sizeof path, "%s/%s", jobs_dir, de->d_name);
+    json_t *v = json_load_file (path, JSON_REJECT_DUPLICATES, NULL);
+    struct job *j = v ? calloc (1, sizeof *j) : NULL;
+    if (!j) { json_decref (v); continue; }
+    snprintf (j->id, sizeof j->id, "%.*s", (int) (l - 5), de->d_name);
+    const char *name = json_string_value (json_object_get (v, "Name"));
+    for (size_t i = 0; name && i < vhdkitd_nmethods; i++)
+      if (strcmp (vhdkitd_methods[i].name, name) == 0) j->m = &vhdkitd_methods[i];
+    j->state = (unsigned) json_integer_value (json_object_get (v, "JobState"));
+    j->pct = (unsigned) json_integer_value (json_object_get (v, "PercentComplete"));
+    j->rc = (uint32_t) json_integer_value (json_object_get (v, "ErrorCode"));
+    snprintf (j->error, sizeof j->error, "%s", json_string_value (json_object_get (v, "ErrorDescription")) ?: "");
+    j->submitted.tv_sec = json_integer_value (json_object_get (v, "SubmittedEpoch"));
+    j->started.tv_sec = json_integer_value (json_object_get (v, "StartedEpoch"));
+    j->finished.tv_sec = json_integer_value (json_object_get (v, "FinishedEpoch"));
+    j->delete_on_completion = json_is_true (json_object_get (v, "DeleteOnCompletion"));
+    json_t *o = json_object_get (v, "OutParameters");
+    if (o) j->out = json_incref (o);
+    json_decref (v);
+    if (j->state == 4) {
+      /* It was running when the daemon stopped without finishing it. */
+      j->state = 10;
+      j->rc = VHDKIT_RC_STATUS_UNKNOWN;
+      snprintf (j->error, sizeof j->error, "vhdkitd stopped while the job was running; "
+                "its result is unknown (check the disk before using it)");
+      clock_gettime (CLOCK_REALTIME, &j->finished);
+      save_locked (j);
+    }
+    j->next = jobs;
+    jobs = j;
+  }
+  closedir (dir);
+}
+
+/* ---- running ---- */
+
+static void
+finish_locked (struct job *j, uint32_t rc, const char *err)
+{
+  j->rc = rc;
+  snprintf (j->error, sizeof j->error, "%s", err);
+  clock_gettime (CLOCK_REALTIME, &j->finished);
+  if (rc == 0) j->state = 7;
+  else if (j->cancel == 5) j->state = 9;
+  else if (j->cancel) j->state = 8;
+  else j->state = 10;
+  if (j->state == 7 && j->delete_on_completion)
+    unsave (j);
+  else
+    save_locked (j);
+}
+
+static void *
+worker (void *arg)
+{
+  (void) arg;
+  pthread_mutex_lock (&jobs_lock);
+  for (;;) {
+    while (!qhead && !stopping)
+      pthread_cond_wait (&jobs_cv, &jobs_lock);
+    if (!qhead) break;
+    struct job *j = qhead;
+    qhead = j->qnext;
+    if (!qhead) qtail = NULL;
+    if (j->cancel || stopping) {
+      finish_locked (j, VHDKIT_RC_FAILED, stopping ? "vhdkitd stopped before the job started"
+                     : "cancelled before it started");
+      continue;
+    }
+    clock_gettime (CLOCK_REALTIME, &j->started);
+    j->running = true;
+    nrunning++;
+    save_locked (j);
+    pthread_mutex_unlock (&jobs_lock);
+
+    struct call c = { .m = j->m, .job = j, .cancel = &j->cancel };
+    uint32_t rc = j->m->fn (&c, j->in, j->out);
+    if (rc && j->cancel && !c.error[0])
+      snprintf (c.error, sizeof c.error, "cancelled");
+
+    pthread_mutex_lock (&jobs_lock);
+    j->running = false;
+    nrunning--;
+    finish_locked (j, rc, rc ? c.error : "");
+    pthread_cond_broadcast (&jobs_cv);
+  }
+  pthread_mutex_unlock (&jobs_lock);
+  return NULL;
+}
+
+int
+jobs_init (const char *state_dir, unsigned n)
+{
+  if (state_dir) {
+    if (asprintf (&jobs_dir, "%s/jobs", state_dir) < 0) return -1;
+    if (mkdir (jobs_dir, 0700) == -1 && errno != EEXIST) {
+      vlog ("state folder %s: %s", jobs_dir, strerror (errno));
+      return -1;
+    }
+    load_saved ();
+  }
+  nworkers = n ? n : 2;
+  workers = calloc (nworkers, sizeof *workers);
+  for (unsigned i = 0; i < nworkers; i++)
+    if (pthread_create (&workers[i], NULL, worker, NULL) != 0) return -1;
+  return 0;
+}
+
+void
+jobs_set_percent (struct job *j, unsigned pct)
+{
+  pthread_mutex_lock (&jobs_lock);
+  if (pct > 99) pct = 99;        /* 100 only when it completed */
+  if (pct > j->pct) j->pct = pct;
+  pthread_mutex_unlock (&jobs_lock);
+}
+
+static void
+expire_locked (void)
+{
+  struct timespec now;
+  clock_gettime (CLOCK_REALTIME, &now);
+  for (struct job **pp = &jobs; *pp; ) {
+    struct job *j = *pp;
+    bool done = j->state != 4 && !j->running;
+    if (done && ((j->state == 7 && j->delete_on_completion) || now.tv_sec - j->finished.tv_sec >= REMOVE_AFTER)) {
+      *pp = j->next;
+      unsave (j);
+      json_decref (j->in);
+      json_decref (j->out);
+      free (j);
+    }
+    else pp = &j->next;
+  }
+}
+
+uint32_t
+jobs_start (struct call *c, json_t *in, char *jobpath, size_t n)
+{
+  struct job *j = calloc (1, sizeof *j);
+  struct guid g;
+  if (!j || guid_generate (&g) == -1) {
+    free (j);
+    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a job");
+  }
+  guid_to_text (&g, j->id);
+  j->m = c->m;
+  j->in = json_incref (in);
+  j->out = json_object ();
+  j->state = 4;
+  clock_gettime (CLOCK_REALTIME, &j->submitted);
+  pthread_mutex_lock (&jobs_lock);
+  if (stopping) {
+    pthread_mutex_unlock (&jobs_lock);
+    json_decref (j->in); json_decref (j->out); free (j);
+    return call_fail (c, VHDKIT_RC_NOT_AVAILABLE, "vhdkitd is stopping");
+  }
+  expire_locked ();
+  j->next = jobs;
+  jobs = j;
+  if (qtail) qtail->qnext = j; else qhead = j;
+  qtail = j;
+  save_locked (j);
+  pthread_cond_signal (&jobs_cv);
+  pthread_mutex_unlock (&jobs_lock);
+  snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
+  return VHDKIT_RC_JOB_STARTED;
+}
+
+static struct job *
+find_locked (const char *id)
+{
+  for (struct job *j = jobs; id && j; j = j->next)
+    if (strcasecmp (j->id, id) == 0) return j;
+  return NULL;
+}
+
+json_t *
+jobs_get (const char *id)
+{
+  pthread_mutex_lock (&jobs_lock);
+  expire_locked ();
+  struct job *j = find_locked (id);
+  json_t *v = j ? view_locked (j) : NULL;
+  pthread_mutex_unlock (&jobs_lock);
+  return v;
+}
+
+json_t *
+jobs_list (void)
+{
+  json_t *a = json_array ();
+  pthread_mutex_lock (&jobs_lock);
+  expire_locked ();
+  for (struct job *j = jobs; j; j = j->next)
+    json_array_append_new (a, view_locked (j));
+  pthread_mutex_unlock (&jobs_lock);
+  return a;
+}
+
+uint32_t
+jobs_request_state (const char *id, unsigned state, char *err, size_t n)
+{
+  pthread_mutex_lock (&jobs_lock);
+  struct job *j = find_locked (id);
+  uint32_t rc = 0;
+  if (!j) {
+    snprintf (err, n, "InstanceID: no job %s", id ? id : "(null)");
+    rc = VHDKIT_RC_INVALID_PARAMETER;
+  }
+  else if (state != 4 && state != 5) {
+    snprintf (err, n, "RequestedState %u: a job can only be terminated (4) or killed (5)", state);
+    rc = VHDKIT_RC_INVALID_PARAMETER;
+  }
+  else if (j->state != 4) {
+    snprintf (err, n, "job %s has already ended (%s)", j->id, state_text (j->state));
+    rc = 4097;                   /* Invalid State Transition */
+  }
+  else
+    j->cancel = (int) state;
+  pthread_mutex_unlock (&jobs_lock);
+  return rc;
+}
+
+void
+jobs_shutdown (unsigned deadline)
+{
+  struct timespec end;
+  clock_gettime (CLOCK_REALTIME, &end);
+  end.tv_sec += deadline;
+  pthread_mutex_lock (&jobs_lock);
+  __atomic_store_n (&stopping, true, __ATOMIC_RELEASE);
+  pthread_cond_broadcast (&jobs_cv);
+  /* Let running jobs finish until the deadline, then cancel them. */
+  while (nrunning > 0 && pthread_cond_timedwait (&jobs_cv, &jobs_lock, &end) != ETIMEDOUT)
+    ;
+  if (nrunning > 0) {
+    vlog ("cancelling %u running job(s) at the shutdown deadline", nrunning);
+    for (struct job *j = jobs; j; j = j->next)
+      if (j->running) j->cancel = 4;
+  }
+  pthread_mutex_unlock (&jobs_lock);
+  for (unsigned i = 0; i < nworkers; i++)
+    pthread_join (workers[i], NULL);
+}
