@@ -1,6 +1,8 @@
 # vhdkit — plain GNU make.  `make` builds everything into build/.
 #   make test    install what is missing, build (plain, ASan+UBSan, TSan), run the suite
-#   make run     install what is missing, build, run the demonstration
+#   make run     install what is missing, build, start vhdkitd in the
+#                foreground on ./var/ and print how to call it
+#   make demo    a short run of the vhdkit CLI
 #   make install install the library, header, pkg-config file, CLI and man
 #                page under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make fuzz    build libFuzzer targets and run each for FUZZ_SECONDS
@@ -46,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
-.PHONY: all deps test run asan tsan install fuzz bench soak clean
+.PHONY: all deps test run demo asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
 all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit $(B)/vhdkitd \
      $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
@@ -114,11 +116,15 @@ test: deps
 
 run: deps
 	$(MAKE) -j$(NPROC) all
+	scripts/run-daemon.sh
+
+demo: all
 	scripts/demo.sh
 
-install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit
+install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit $(B)/vhdkitd
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvhdkit.so
 	install -m 0644 $(B)/libvhdkit.a $(DESTDIR)$(LIBDIR)/libvhdkit.a
@@ -128,6 +134,9 @@ install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit
 	    > $(DESTDIR)$(PKGCONFIGDIR)/vhdkit.pc
 	install -m 0755 $(B)/vhdkit $(DESTDIR)$(BINDIR)/vhdkit
 	go-md2man -in docs/vhdkit.1.md -out $(DESTDIR)$(MANDIR)/man1/vhdkit.1
+	install -m 0755 $(B)/vhdkitd $(DESTDIR)$(BINDIR)/vhdkitd
+	go-md2man -in docs/vhdkitd.8.md -out $(DESTDIR)$(MANDIR)/man8/vhdkitd.8
+	sed -e 's|@BINDIR@|$(BINDIR)|g' scripts/vhdkitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vhdkitd.service
 
 # libFuzzer targets: each tests/fuzz/fuzz-NAME.c runs for FUZZ_SECONDS
 # (default 30 minutes each) from its seeds; crashers land in

@@ -1,4 +1,4 @@
-/* The JSON door (docs/vhdkitd.md, "JSON"): HTTP over a Unix socket,
+/* The JSON door (docs/vhdkitd.8.md, "JSON"): HTTP over a Unix socket,
  * served by libmicrohttpd.
  *
  *   POST /root/virtualization/v2/<Class>/<Method>   a method call
@@ -64,7 +64,7 @@ reply_error (struct MHD_Connection *conn, unsigned status, uint32_t rc, const ch
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  return reply (conn, status, json_pack ("{s:i, s:n, s:s}", "ReturnValue", (int) rc, "Job", "ErrorDescription", msg));
+  return reply (conn, status, json_pack ("{s:i, s:n, s:o}", "ReturnValue", (int) rc, "Job", "ErrorDescription", json_text (msg)));
 }
 
 json_t *
@@ -79,6 +79,8 @@ dispatch (const struct method *m, json_t *in)
   else if ((rc = params_check (&c, in)) == 0) {
     if (m->job)
       rc = jobs_start (&c, in, jobpath, sizeof jobpath);
+    else if (m->deadline_ms)
+      rc = jobs_run_deadline (&c, in, out, m->deadline_ms, jobpath, sizeof jobpath);
     else
       rc = m->fn (&c, in, out);
   }
@@ -92,7 +94,7 @@ dispatch (const struct method *m, json_t *in)
   json_object_update (res, out);
   json_decref (out);
   json_object_set_new (res, "Job", *jobpath ? json_string (jobpath) : json_null ());
-  json_object_set_new (res, "ErrorDescription", json_string (rc == 0 || rc == VHDKIT_RC_JOB_STARTED ? "" : c.error));
+  json_object_set_new (res, "ErrorDescription", json_text (rc == 0 || rc == VHDKIT_RC_JOB_STARTED ? "" : c.error));
   return res;
 }
 

@@ -44,6 +44,8 @@ struct job {
   volatile int cancel;           /* 0, or the RequestedState (4 or 5) */
   bool delete_on_completion;
   bool running;
+  bool hidden;                   /* a deadline call not (yet) a job */
+  bool done;
   struct job *next, *qnext;
 };
 
@@ -67,6 +69,33 @@ cim_time (const struct timespec *t, char *buf, size_t n)
   gmtime_r (&t->tv_sec, &tm);
   snprintf (buf, n, "%04d%02d%02d%02d%02d%02d.%06ld+000", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
             tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000);
+}
+
+void
+cim_datetime (int64_t ns, char *buf, size_t n)
+{
+  struct timespec t = { .tv_sec = (time_t) (ns / 1000000000), .tv_nsec = (long) (ns % 1000000000) };
+  cim_time (&t, buf, n);
+}
+
+int
+cim_datetime_parse (const char *s, int64_t *ns)
+{
+  struct tm tm = { 0 };
+  unsigned long us;
+  char sign;
+  int off;
+  if (strlen (s) != 25 ||
+      sscanf (s, "%4d%2d%2d%2d%2d%2d.%6lu%c%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+              &tm.tm_min, &tm.tm_sec, &us, &sign, &off) != 9 || (sign != '+' && sign != '-'))
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  time_t t = timegm (&tm);
+  if (t == (time_t) -1) return -1;
+  t -= (sign == '+' ? 1 : -1) * off * 60;
+  *ns = (int64_t) t * 1000000000 + (int64_t) us * 1000;
+  return 0;
 }
 
 static void
@@ -119,7 +148,7 @@ view_locked (const struct job *j)
   json_object_set_new (v, "JobStatus", json_string (state_text (j->state)));
   json_object_set_new (v, "PercentComplete", json_integer (j->state == 7 ? 100 : j->pct));
   json_object_set_new (v, "ErrorCode", json_integer (j->state == 7 ? 0 : j->rc));
-  json_object_set_new (v, "ErrorDescription", json_string (j->state == 7 ? "" : j->error));
+  json_object_set_new (v, "ErrorDescription", json_text (j->state == 7 ? "" : j->error));
   json_object_set_new (v, "ErrorSummaryDescription", json_string (j->state == 7 ? "" : rc_description (j->rc)));
   json_object_set_new (v, "TimeSubmitted", json_string (t1));
   json_object_set_new (v, "StartTime", json_string (t2));
@@ -344,6 +373,91 @@ jobs_start (struct call *c, json_t *in, char *jobpath, size_t n)
   qtail = j;
   save_locked (j);
   pthread_cond_signal (&jobs_cv);
+  pthread_mutex_unlock (&jobs_lock);
+  snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
+  return VHDKIT_RC_JOB_STARTED;
+}
+
+/* ---- calls that become jobs only when slow ---- */
+
+static void *
+deadline_thread (void *arg)
+{
+  struct job *j = arg;
+  struct call c = { .m = j->m, .job = j, .cancel = &j->cancel };
+  uint32_t rc = j->m->fn (&c, j->in, j->out);
+  pthread_mutex_lock (&jobs_lock);
+  j->running = false;
+  nrunning--;
+  if (j->hidden) {
+    /* The caller still waits: it takes the result and frees the job. */
+    j->rc = rc;
+    snprintf (j->error, sizeof j->error, "%s", rc ? c.error : "");
+    j->done = true;
+  }
+  else
+    finish_locked (j, rc, rc ? c.error : "");
+  pthread_cond_broadcast (&jobs_cv);
+  pthread_mutex_unlock (&jobs_lock);
+  return NULL;
+}
+
+uint32_t
+jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *jobpath, size_t n)
+{
+  struct job *j = calloc (1, sizeof *j);
+  struct guid g;
+  pthread_t t;
+  pthread_attr_t at;
+  if (!j || guid_generate (&g) == -1) {
+    free (j);
+    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start the call");
+  }
+  guid_to_text (&g, j->id);
+  j->m = c->m;
+  j->in = json_incref (in);
+  j->out = json_object ();
+  j->state = 4;
+  j->hidden = true;
+  j->running = true;
+  clock_gettime (CLOCK_REALTIME, &j->submitted);
+  j->started = j->submitted;
+  pthread_mutex_lock (&jobs_lock);
+  nrunning++;
+  pthread_mutex_unlock (&jobs_lock);
+  pthread_attr_init (&at);
+  pthread_attr_setdetachstate (&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&t, &at, deadline_thread, j) != 0) {
+    pthread_attr_destroy (&at);
+    pthread_mutex_lock (&jobs_lock);
+    nrunning--;
+    pthread_mutex_unlock (&jobs_lock);
+    json_decref (j->in); json_decref (j->out); free (j);
+    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a thread for the call");
+  }
+  pthread_attr_destroy (&at);
+  struct timespec end;
+  clock_gettime (CLOCK_REALTIME, &end);
+  end.tv_sec += ms / 1000;
+  end.tv_nsec += (long) (ms % 1000) * 1000000;
+  if (end.tv_nsec >= 1000000000) { end.tv_sec++; end.tv_nsec -= 1000000000; }
+  pthread_mutex_lock (&jobs_lock);
+  while (!j->done && pthread_cond_timedwait (&jobs_cv, &jobs_lock, &end) != ETIMEDOUT)
+    ;
+  if (j->done) {
+    pthread_mutex_unlock (&jobs_lock);
+    uint32_t rc = j->rc;
+    if (rc == 0) json_object_update (out, j->out);
+    else snprintf (c->error, sizeof c->error, "%s", j->error);
+    json_decref (j->in); json_decref (j->out); free (j);
+    return rc;
+  }
+  /* Too slow for an answer: from now on it is a job, which carries the
+   * out-parameters when it completes. */
+  j->hidden = false;
+  j->next = jobs;
+  jobs = j;
+  save_locked (j);
   pthread_mutex_unlock (&jobs_lock);
   snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
   return VHDKIT_RC_JOB_STARTED;

@@ -1,5 +1,5 @@
 /* vhdkitd: options, configuration file, start, signals, stop
- * (docs/vhdkitd.md).
+ * (docs/vhdkitd.8.md).
  *
  * Start: roots, state folder, jobs (restored), the JSON door; then
  * READY=1 to systemd (Type=notify) and, without --foreground, the

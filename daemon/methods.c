@@ -19,6 +19,7 @@
 
 #define IMS "Msvm_ImageManagementService"
 #define CTS "Vhdkit_ChangeTrackingService"
+#define VSS "Vhdkit_VHDSetService"
 #define JOB "Msvm_ConcreteJob"
 
 /* ---- errors ---- */
@@ -75,6 +76,23 @@ rc_description (uint32_t rc)
 
 /* ---- helpers ---- */
 
+json_t *
+json_text (const char *s)
+{
+  json_t *v = json_string (s ? s : "");
+  if (v) return v;
+  /* Not UTF-8 (a file name or bytes quoted from a damaged file): keep
+   * the ASCII, replace the rest. */
+  size_t n = strlen (s);
+  char *t = malloc (n + 1);
+  if (!t) return json_string ("");
+  for (size_t i = 0; i < n; i++) t[i] = (unsigned char) s[i] < 0x80 ? s[i] : '?';
+  t[n] = 0;
+  v = json_string (t);
+  free (t);
+  return v ? v : json_string ("");
+}
+
 static const char *
 str (json_t *in, const char *name)
 {
@@ -124,11 +142,11 @@ m_get_setting_data (struct call *c, json_t *in, json_t *out)
   }
   json_t *sd = json_object ();
   json_object_set_new (sd, "__CLASS", json_string ("Msvm_VirtualHardDiskSettingData"));
-  json_object_set_new (sd, "InstanceID", json_string (rd->path));
-  json_object_set_new (sd, "Path", json_string (rd->path));
+  json_object_set_new (sd, "InstanceID", json_text (rd->path));
+  json_object_set_new (sd, "Path", json_text (rd->path));
   json_object_set_new (sd, "Type", json_integer (i.type));
   json_object_set_new (sd, "Format", json_integer (i.format));
-  json_object_set_new (sd, "ParentPath", json_string (i.parent_path ? i.parent_path : ""));
+  json_object_set_new (sd, "ParentPath", json_text (i.parent_path));
   json_object_set_new (sd, "ParentIdentifier", json_string (i.parent_linkage));
   json_object_set_new (sd, "MaxInternalSize", jint (i.virtual_size));
   json_object_set_new (sd, "BlockSize", json_integer (i.block_size));
@@ -214,7 +232,7 @@ m_validate (struct call *c, json_t *in, json_t *out)
 /* The fields of an embedded Msvm_VirtualHardDiskSettingData. */
 static uint32_t
 setting_data (struct call *c, json_t *sd, const char *param, char *real, size_t n,
-              struct vhdkit_create_params *p, char *parent, size_t pn)
+              struct vhdkit_create_params *p, char *parent, size_t pn, bool convert)
 {
   const char *path = str (sd, "Path");
   if (!path)
@@ -246,7 +264,7 @@ setting_data (struct call *c, json_t *sd, const char *param, char *real, size_t 
   }
   else if (pp && *pp)
     return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "%s: ParentPath is only for Type 4 (differencing)", param);
-  else if (p->size == 0)
+  else if (p->size == 0 && !convert)
     return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "%s: MaxInternalSize is 0", param);
   return 0;
 }
@@ -257,7 +275,7 @@ m_create (struct call *c, json_t *in, json_t *out)
   char real[4096], parent[4096];
   struct vhdkit_create_params p = VHDKIT_CREATE_PARAMS_INIT;
   uint32_t rc = setting_data (c, json_object_get (in, "VirtualDiskSettingData"), "VirtualDiskSettingData",
-                              real, sizeof real, &p, parent, sizeof parent);
+                              real, sizeof real, &p, parent, sizeof parent, false);
   if (rc) return rc;
   p.progress = call_progress;
   p.progress_opaque = c;
@@ -273,7 +291,7 @@ m_convert (struct call *c, json_t *in, json_t *out)
   uint32_t rc = roots_resolve (c, "SourcePath", str (in, "SourcePath"), true, src, sizeof src);
   if (rc) return rc;
   rc = setting_data (c, json_object_get (in, "VirtualDiskSettingData"), "VirtualDiskSettingData",
-                     real, sizeof real, &p, parent, sizeof parent);
+                     real, sizeof real, &p, parent, sizeof parent, true);
   if (rc) return rc;
   if (p.type == VHDKIT_TYPE_DIFFERENCING)
     return call_fail (c, VHDKIT_RC_NOT_SUPPORTED, "VirtualDiskSettingData: converting into a differencing disk is not supported");
@@ -414,6 +432,187 @@ m_tracking_state (struct call *c, json_t *in, json_t *out)
   return rc;
 }
 
+
+/* ---- VHD Sets ---- */
+
+static json_t *
+str_array (char **v, size_t n)
+{
+  json_t *a = json_array ();
+  for (size_t i = 0; i < n; i++) json_array_append_new (a, json_text (v[i]));
+  return a;
+}
+
+/* Whether the uint32 array parameter NAME holds V. */
+static bool
+has_value (json_t *in, const char *name, json_int_t v)
+{
+  size_t i;
+  json_t *e, *a = json_object_get (in, name);
+  json_array_foreach (a, i, e)
+    if (json_integer_value (e) == v) return true;
+  return false;
+}
+
+static uint32_t
+set_path (struct call *c, json_t *in, char *real, size_t n)
+{
+  uint32_t rc = roots_resolve (c, "VHDSetPath", str (in, "VHDSetPath"), true, real, n);
+  if (rc) return rc;
+  size_t l = strlen (real);
+  if (l < 5 || strcasecmp (real + l - 5, ".vhds") != 0)
+    return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "VHDSetPath: %s is not a VHD Set (.vhds)", real);
+  return 0;
+}
+
+static uint32_t
+m_to_set (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = roots_resolve (c, "VirtualHardDiskPath", str (in, "VirtualHardDiskPath"), true, real, sizeof real);
+  if (rc) return rc;
+  /* The conversion opens the image itself. */
+  struct reg_disk *rd;
+  if (reg_get (c, real, &rd) == 0) {
+    int fr = vhdkit_disk_flush (rd->d);
+    reg_put (rd);
+    if (fr == -1) return call_lib_fail (c);
+    if ((rc = reg_evict (c, real)) != 0) return rc;
+  }
+  if (vhdkit_set_convert (real, NULL, 0) == -1) return call_lib_fail (c);
+  return 0;
+}
+
+static uint32_t
+m_set_info (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  struct vhdkit_set_info i = VHDKIT_SET_INFO_INIT;
+  if (vhdkit_set_get_info (real, &i) == -1) return call_lib_fail (c);
+  json_t *v = json_object ();
+  json_object_set_new (v, "__CLASS", json_string ("Msvm_VHDSetInformation"));
+  json_object_set_new (v, "Path", json_text (i.path));
+  json_object_set_new (v, "SnapshotIdList", str_array (i.snapshot_ids, i.n_snapshot_ids));
+  json_object_set_new (v, "AllPaths", has_value (in, "AdditionalInformation", 2)
+                       ? str_array (i.all_paths, i.n_all_paths) : json_array ());
+  json_object_set_new (out, "Information", v);
+  vhdkit_set_info_free (&i);
+  return 0;
+}
+
+static json_t *
+snapshot_view (const struct vhdkit_snapshot_info *s, bool parents)
+{
+  char t[32];
+  cim_datetime (s->creation_time_ns, t, sizeof t);
+  json_t *v = json_object ();
+  json_object_set_new (v, "__CLASS", json_string ("Msvm_VHDSnapshotInformation"));
+  json_object_set_new (v, "FilePath", json_text (s->file_path));
+  json_object_set_new (v, "SnapshotId", json_string (s->snapshot_id));
+  json_object_set_new (v, "SnapshotPath", json_text (s->snapshot_path));
+  json_object_set_new (v, "ParentPathsList", parents ? str_array (s->parent_paths, s->n_parent_paths) : json_array ());
+  json_object_set_new (v, "CreationTime", json_string (t));
+  json_object_set_new (v, "ResilientChangeTrackingId", json_string (s->rct_id));
+  return v;
+}
+
+static uint32_t
+m_snapshot_info (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  json_t *ids = json_object_get (in, "SnapshotIds");
+  size_t nids = json_is_array (ids) ? json_array_size (ids) : 0;
+  const char **idv = calloc (nids + 1, sizeof *idv);
+  for (size_t i = 0; i < nids; i++) idv[i] = json_string_value (json_array_get (ids, i));
+  bool parents = has_value (in, "AdditionalInformation", 2);
+  struct vhdkit_snapshot_info **s;
+  size_t n;
+  int r = vhdkit_set_get_snapshots (real, idv, nids, parents, &s, &n);
+  free (idv);
+  if (r == -1) return call_lib_fail (c);
+  json_t *a = json_array ();
+  for (size_t i = 0; i < n; i++) json_array_append_new (a, snapshot_view (s[i], parents));
+  vhdkit_snapshots_free (s, n);
+  json_object_set_new (out, "SnapshotInformation", a);
+  return 0;
+}
+
+static uint32_t
+m_set_snapshot_info (struct call *c, json_t *in, json_t *out)
+{
+  json_t *v = json_object_get (in, "Information");
+  char real[4096], spath[4096] = "";
+  const char *fp = str (v, "FilePath"), *id = str (v, "SnapshotId");
+  uint32_t rc = roots_resolve (c, "Information.FilePath", fp, true, real, sizeof real);
+  if (rc) return rc;
+  if (!id || !*id)
+    return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "Information: SnapshotId is missing");
+  struct vhdkit_snapshot_info si = VHDKIT_SNAPSHOT_INFO_INIT;
+  si.file_path = real;
+  snprintf (si.snapshot_id, sizeof si.snapshot_id, "%s", id);
+  const char *sp = str (v, "SnapshotPath");
+  if (sp && *sp) {
+    if ((rc = roots_resolve (c, "Information.SnapshotPath", sp, true, spath, sizeof spath)) != 0) return rc;
+    si.snapshot_path = spath;
+  }
+  else si.snapshot_path = (char *) "";
+  const char *rid = str (v, "ResilientChangeTrackingId");
+  snprintf (si.rct_id, sizeof si.rct_id, "%s", rid ? rid : "");
+  const char *ct = str (v, "CreationTime");
+  if (ct && *ct && cim_datetime_parse (ct, &si.creation_time_ns) == -1)
+    return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "Information: CreationTime \"%.40s\" is not a CIM datetime", ct);
+  if (vhdkit_set_set_snapshot_info (real, &si) == -1) return call_lib_fail (c);
+  return 0;
+}
+
+static uint32_t
+m_delete_snapshot (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  if (vhdkit_set_delete_snapshot (real, str (in, "SnapshotId"),
+                                  json_is_true (json_object_get (in, "PersistReferenceSnapshot")),
+                                  call_progress, c) == -1)
+    return call_lib_fail (c);
+  return 0;
+}
+
+static uint32_t
+m_optimize_set (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  if (vhdkit_set_optimize (real, call_progress, c) == -1) return call_lib_fail (c);
+  return 0;
+}
+
+static uint32_t
+m_take_snapshot (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096], id[VHDKIT_GUID_STR];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  if (vhdkit_set_snapshot (real, NULL, id) == -1) return call_lib_fail (c);
+  json_object_set_new (out, "SnapshotId", json_string (id));
+  return 0;
+}
+
+static uint32_t
+m_apply_snapshot (struct call *c, json_t *in, json_t *out)
+{
+  char real[4096];
+  uint32_t rc = set_path (c, in, real, sizeof real);
+  if (rc) return rc;
+  if (vhdkit_set_apply_snapshot (real, str (in, "SnapshotId")) == -1) return call_lib_fail (c);
+  return 0;
+}
+
 /* ---- Msvm_ConcreteJob ---- */
 
 static uint32_t
@@ -518,6 +717,48 @@ static const struct param p_tracking_state[] = {
   { "Problem", CIM_STRING, P_OUT, NULL, "\"\", or why every reference point is invalid (a full backup is needed)." },
   JOBREF, END,
 };
+static const struct param p_to_set[] = {
+  { "VirtualHardDiskPath", CIM_STRING, P_IN, NULL, "A VHDX (not differencing); the set is made beside it with the .vhds extension." },
+  JOBREF, END,
+};
+static const struct param p_set_info[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
+  { "AdditionalInformation", CIM_UINT32, P_IN | P_ARRAY, NULL, "2 (Paths): fill AllPaths; null or [] for none." },
+  { "Information", CIM_STRING, P_OUT, "Msvm_VHDSetInformation", "Path, SnapshotIdList, AllPaths." },
+  JOBREF, END,
+};
+static const struct param p_snapshot_info[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
+  { "SnapshotIds", CIM_STRING, P_IN | P_ARRAY, NULL, "The snapshots to describe; null or [] for all." },
+  { "AdditionalInformation", CIM_UINT32, P_IN | P_ARRAY, NULL, "2 (Parent Paths): fill ParentPathsList." },
+  { "SnapshotInformation", CIM_STRING, P_OUT | P_ARRAY, "Msvm_VHDSnapshotInformation", "One per snapshot, oldest first." },
+  JOBREF, END,
+};
+static const struct param p_set_snapshot_info[] = {
+  { "Information", CIM_STRING, P_IN, "Msvm_VHDSnapshotInformation",
+    "FilePath and SnapshotId name the record; CreationTime may change; a new record takes SnapshotPath or ResilientChangeTrackingId." },
+  JOBREF, END,
+};
+static const struct param p_delete_snapshot[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
+  { "SnapshotId", CIM_STRING, P_IN, NULL, "The snapshot (a GUID)." },
+  { "PersistReferenceSnapshot", CIM_BOOLEAN, P_IN, NULL, "Keep a reference point in its place (usable as a LimitId)." },
+  JOBREF, END,
+};
+static const struct param p_optimize_set[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
+  JOBREF, END,
+};
+static const struct param p_take_snapshot[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds); its leaf may be open and being written." },
+  { "SnapshotId", CIM_STRING, P_OUT, NULL, "The new snapshot's ID (a GUID)." },
+  JOBREF, END,
+};
+static const struct param p_apply_snapshot[] = {
+  { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
+  { "SnapshotId", CIM_STRING, P_IN, NULL, "The snapshot to revert the leaf to." },
+  JOBREF, END,
+};
 static const struct param p_job_state[] = {
   { "InstanceID", CIM_STRING, P_IN, NULL, "The job (in CIM-XML, the instance the method is called on)." },
   { "RequestedState", CIM_UINT16, P_IN, NULL, "4 Terminate or 5 Kill: cancel the job." },
@@ -530,37 +771,56 @@ static const struct param p_job_error[] = {
   END,
 };
 
+#define M(k, n, p, j, c, d, f, ...) { .klass = k, .name = n, .params = p, .job = j, .codes = c, \
+                                    .doc = d, .fn = f, __VA_ARGS__ }
 const struct method vhdkitd_methods[] = {
-  { IMS, "CreateVirtualHardDisk", p_create, true, std_codes,
-    "Create a new VHDX: fixed, dynamic or differencing.", m_create },
-  { IMS, "GetVirtualHardDiskSettingData", p_setting, false, sync_codes,
-    "The settings of a disk, as an embedded Msvm_VirtualHardDiskSettingData.", m_get_setting_data },
-  { IMS, "GetVirtualHardDiskState", p_state, false, sync_codes,
+  M (IMS, "CreateVirtualHardDisk", p_create, true, std_codes,
+    "Create a new VHDX: fixed, dynamic or differencing.", m_create),
+  M (IMS, "GetVirtualHardDiskSettingData", p_setting, false, sync_codes,
+    "The settings of a disk, as an embedded Msvm_VirtualHardDiskSettingData.", m_get_setting_data),
+  M (IMS, "GetVirtualHardDiskState", p_state, false, sync_codes,
     "The state of a disk (file size, minimum size, fragmentation), as an embedded Msvm_VirtualHardDiskState.",
-    m_get_state },
-  { IMS, "ValidateVirtualHardDisk", p_path, true, std_codes,
+    m_get_state),
+  M (IMS, "ValidateVirtualHardDisk", p_path, true, std_codes,
     "Check a disk and its parent chain without changing anything; the job fails naming the first problem.",
-    m_validate },
-  { IMS, "ConvertVirtualHardDisk", p_convert, true, std_codes,
-    "Copy a disk into a new one of another type (sparse-aware).", m_convert },
-  { IMS, "ResizeVirtualHardDisk", p_resize, true, std_codes,
-    "Grow or shrink a disk (a shrink only over a tail that holds no data).", m_resize },
-  { IMS, "MergeVirtualHardDisk", p_merge, true, std_codes,
-    "Merge a differencing disk into its parent; neither may be in use by a call.", m_merge },
-  { IMS, "GetVirtualDiskChanges", p_changes, false, sync_codes,
-    "The byte ranges changed since a reference point (DESIGN.md §3), for the whole window in one answer.",
-    m_changes },
-  { CTS, "SetChangeTracking", p_set_tracking, false, sync_codes,
-    "Start or stop resilient change tracking on a disk.", m_set_tracking },
-  { CTS, "CreateReferencePoint", p_refpoint, false, sync_codes,
-    "Seal the current changes: a new reference point, on a disk that may be being written.", m_reference_point },
-  { CTS, "GetChangeTrackingState", p_tracking_state, false, sync_codes,
-    "Whether a disk is tracked, and its newest reference point.", m_tracking_state },
-  { JOB, "RequestStateChange", p_job_state, false, job_state_codes,
+    m_validate),
+  M (IMS, "ConvertVirtualHardDisk", p_convert, true, std_codes,
+    "Copy a disk into a new one of another type (sparse-aware).", m_convert),
+  M (IMS, "ResizeVirtualHardDisk", p_resize, true, std_codes,
+    "Grow or shrink a disk (a shrink only over a tail that holds no data).", m_resize),
+  M (IMS, "MergeVirtualHardDisk", p_merge, true, std_codes,
+    "Merge a differencing disk into its parent; neither may be in use by a call.", m_merge),
+  M (IMS, "ConvertVirtualHardDiskToVHDSet", p_to_set, true, std_codes,
+    "Make a VHDX the base of a new VHD Set of the same name (.vhds).", m_to_set),
+  M (IMS, "GetVHDSetInformation", p_set_info, false, sync_codes,
+    "What a VHD Set holds, as an embedded Msvm_VHDSetInformation.", m_set_info),
+  M (IMS, "GetVHDSnapshotInformation", p_snapshot_info, false, sync_codes,
+    "The snapshots of a VHD Set, each an embedded Msvm_VHDSnapshotInformation.", m_snapshot_info),
+  M (IMS, "SetVHDSnapshotInformation", p_set_snapshot_info, false, sync_codes,
+    "Change a snapshot record's creation time, or add a record.", m_set_snapshot_info),
+  M (IMS, "DeleteVHDSnapshot", p_delete_snapshot, true, std_codes,
+    "Delete a snapshot of a VHD Set (its image is merged away when nothing else needs it).", m_delete_snapshot),
+  M (IMS, "OptimizeVHDSet", p_optimize_set, true, std_codes,
+    "Finish an interrupted set operation and remove what no snapshot needs.", m_optimize_set),
+  M (IMS, "GetVirtualDiskChanges", p_changes, false, std_codes,
+    "The byte ranges changed since a reference point (DESIGN.md §3), for the whole window in one answer; "
+    "an answer that takes longer than 20 s becomes a job, whose instance then carries the out-parameters.",
+    m_changes, .deadline_ms = 20000),
+  M (CTS, "SetChangeTracking", p_set_tracking, false, sync_codes,
+    "Start or stop resilient change tracking on a disk.", m_set_tracking),
+  M (CTS, "CreateReferencePoint", p_refpoint, false, sync_codes,
+    "Seal the current changes: a new reference point, on a disk that may be being written.", m_reference_point),
+  M (CTS, "GetChangeTrackingState", p_tracking_state, false, sync_codes,
+    "Whether a disk is tracked, and its newest reference point.", m_tracking_state),
+  M (VSS, "TakeSnapshot", p_take_snapshot, false, sync_codes,
+    "Take a snapshot of a VHD Set whose leaf may be open and being written.", m_take_snapshot),
+  M (VSS, "ApplySnapshot", p_apply_snapshot, false, sync_codes,
+    "Revert a VHD Set's leaf to a snapshot (the daemon's open handle follows).", m_apply_snapshot),
+  M (JOB, "RequestStateChange", p_job_state, false, job_state_codes,
     "Cancel a running job (4 Terminate, 5 Kill); the disk is left as its crash-safety rules allow.",
-    m_job_request_state },
-  { JOB, "GetError", p_job_error, false, sync_codes,
-    "The error of a finished job, as an embedded Msvm_Error.", m_job_get_error },
+    m_job_request_state),
+  M (JOB, "GetError", p_job_error, false, sync_codes,
+    "The error of a finished job, as an embedded Msvm_Error.", m_job_get_error),
 };
 const size_t vhdkitd_nmethods = sizeof vhdkitd_methods / sizeof vhdkitd_methods[0];
 
@@ -606,7 +866,7 @@ api_doc_print (FILE *f)
   fprintf (f, "# vhdkitd API reference\n\n"
            "Printed by `vhdkitd --api-doc` from the daemon's method table; a test\n"
            "fails when this file and the table differ. The doors are described in\n"
-           "docs/vhdkitd.md. Over JSON a method is `POST /%s/<Class>/<Method>`\n"
+           "docs/vhdkitd.8.md. Over JSON a method is `POST /%s/<Class>/<Method>`\n"
            "with the in-parameters as one JSON object; the answer holds\n"
            "`ReturnValue`, the out-parameters, `Job` (the job's path or null) and\n"
            "`ErrorDescription`. An embedded instance is a JSON object with its\n"
@@ -618,7 +878,8 @@ api_doc_print (FILE *f)
       last = m->klass;
     }
     fprintf (f, "\n### %s\n\n%s %s\n\n", m->name, m->doc,
-             m->job ? "Runs as a job: answers 4096 and a Job at once." : "Answers at once.");
+             m->job ? "Runs as a job: answers 4096 and a Job at once." :
+             m->deadline_ms ? "Answers when done, or with 4096 and a Job when slow." : "Answers at once.");
     fprintf (f, "| Parameter | Direction | CIM type | Meaning |\n|---|---|---|---|\n");
     for (const struct param *p = m->params; p->name; p++)
       fprintf (f, "| %s | %s | %s%s%s%s | %s |\n", p->name, p->flags & P_IN ? "in" : "out", type_name (p),

@@ -1,7 +1,8 @@
 /* Checking a call's in-parameters against the method table.
  *
  * Every in-parameter must be present (null is allowed where Microsoft
- * allows a Null: TargetSnapshotId, TimeoutPeriod, Granularity); no
+ * allows a Null: TargetSnapshotId, TimeoutPeriod, AdditionalInformation,
+ * SnapshotIds, and our Granularity); no
  * other member may be.  A value of the wrong JSON type is 32776
  * (Incorrect data type), a missing or unknown parameter 32773 (Invalid
  * parameter), each with a sentence naming the parameter.
@@ -14,8 +15,12 @@
 static bool
 nullable (const struct param *p)
 {
-  return strcmp (p->name, "TargetSnapshotId") == 0 || strcmp (p->name, "TimeoutPeriod") == 0 ||
-    strcmp (p->name, "Granularity") == 0;
+  static const char *const names[] = {
+    "TargetSnapshotId", "TimeoutPeriod", "Granularity", "AdditionalInformation", "SnapshotIds",
+  };
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp (p->name, names[i]) == 0) return true;
+  return false;
 }
 
 static const char *

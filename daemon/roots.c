@@ -9,7 +9,7 @@
  * gets.  That path has no symlink in it; the registry checks again
  * after the library opened it that it still resolves to itself
  * (registry.c).  A folder swapped for a symlink in the instant between
- * the library's open and that check is the one race left (docs/vhdkitd.md,
+ * the library's open and that check is the one race left (docs/vhdkitd.8.md,
  * "Allowed roots").
  */
 #include <errno.h>

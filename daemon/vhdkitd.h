@@ -1,4 +1,4 @@
-/* vhdkitd: the image management service (docs/vhdkitd.md).
+/* vhdkitd: the image management service (docs/vhdkitd.8.md).
  *
  * Pieces, each in its own file:
  *   methods.c   the method table (every method, its parameters and
@@ -37,6 +37,9 @@
 
 #define VHDKITD_NAMESPACE "root/virtualization/v2"
 
+/* A JSON string from any C string (bytes that are not UTF-8 become '?'). */
+json_t *json_text (const char *s);
+
 /* ---- logging (stderr, one line each) ---- */
 void vlog (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 
@@ -72,6 +75,7 @@ struct method {
                                     after the leading 0 */
   const char *doc;
   method_fn fn;
+  unsigned deadline_ms;          /* sync, but a job if slower than this */
 };
 
 extern const struct method vhdkitd_methods[];
@@ -135,6 +139,10 @@ size_t reg_count (void);
 int jobs_init (const char *state_dir, unsigned workers);
 /* Start M as a job with IN; fills the job's object path into JOBPATH. */
 uint32_t jobs_start (struct call *c, json_t *in, char *jobpath, size_t n);
+/* Run C's method now; if it ends within MS milliseconds that is the
+ * call's answer (OUT filled), otherwise it goes on as a job (4096 and
+ * JOBPATH) whose instance carries the out-parameters when it completes. */
+uint32_t jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *jobpath, size_t n);
 /* JSON of one job (NULL if none) or of all jobs. */
 json_t *jobs_get (const char *instance_id);
 json_t *jobs_list (void);
@@ -143,6 +151,11 @@ uint32_t jobs_request_state (const char *instance_id, unsigned state, char *err,
 void jobs_set_percent (struct job *j, unsigned pct);
 void jobs_shutdown (unsigned deadline_seconds);
 bool jobs_stopping (void);
+
+/* CIM datetimes (yyyymmddHHMMSS.mmmmmm+000, UTC) from and to
+ * nanoseconds since 1970. */
+void cim_datetime (int64_t ns, char *buf, size_t n);
+int cim_datetime_parse (const char *s, int64_t *ns);
 
 /* ---- doors ---- */
 /* Run one call of M with IN (already decoded); fills OUT with the out

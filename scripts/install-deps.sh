@@ -24,6 +24,9 @@ packages=(
   pkg-config
   strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
+  libmicrohttpd-dev     # vhdkitd: HTTP
+  libjansson-dev        # vhdkitd: JSON
+  libsystemd-dev        # vhdkitd: sd_notify
 )
 
 installed () {
