@@ -78,7 +78,7 @@ dispatch (const struct method *m, json_t *in)
     rc = call_fail (&c, VHDKIT_RC_NOT_AVAILABLE, "vhdkitd is stopping");
   else if ((rc = params_check (&c, in)) == 0) {
     if (m->job)
-      rc = jobs_start (&c, in, jobpath, sizeof jobpath);
+      rc = params_precheck (&c, in) ?: jobs_start (&c, in, jobpath, sizeof jobpath);
     else if (m->deadline_ms)
       rc = jobs_run_deadline (&c, in, out, m->deadline_ms, jobpath, sizeof jobpath);
     else

@@ -269,6 +269,14 @@ setting_data (struct call *c, json_t *sd, const char *param, char *real, size_t 
   return 0;
 }
 
+uint32_t
+settings_check (struct call *c, json_t *sd, const char *param, bool convert)
+{
+  char real[4096], parent[4096];
+  struct vhdkit_create_params p = VHDKIT_CREATE_PARAMS_INIT;
+  return setting_data (c, sd, param, real, sizeof real, &p, parent, sizeof parent, convert);
+}
+
 static uint32_t
 m_create (struct call *c, json_t *in, json_t *out)
 {

@@ -97,3 +97,25 @@ params_check (struct call *c, json_t *in)
   }
   return 0;
 }
+
+/* What a job method is given is checked before the job starts (4096
+ * means "Method Parameters Checked"): every path parameter must resolve
+ * inside a root, and an embedded VirtualDiskSettingData must describe a
+ * disk that can be made.  The job resolves the paths again when it runs. */
+uint32_t
+params_precheck (struct call *c, json_t *in)
+{
+  char real[4096];
+  for (const struct param *p = c->m->params; p->name; p++) {
+    if (!(p->flags & P_IN) || p->type != CIM_STRING) continue;
+    json_t *v = json_object_get (in, p->name);
+    size_t l = strlen (p->name);
+    uint32_t rc = 0;
+    if (!p->klass && l >= 4 && strcmp (p->name + l - 4, "Path") == 0 && json_is_string (v))
+      rc = roots_resolve (c, p->name, json_string_value (v), true, real, sizeof real);
+    else if (p->klass && strcmp (p->klass, "Msvm_VirtualHardDiskSettingData") == 0)
+      rc = settings_check (c, v, p->name, strcmp (c->m->name, "ConvertVirtualHardDisk") == 0);
+    if (rc) return rc;
+  }
+  return 0;
+}

@@ -95,7 +95,8 @@ roots_resolve (struct call *c, const char *param, const char *path, bool must_ex
     return call_fail (c, VHDKIT_RC_ACCESS_DENIED, "%s: \"%.200s\" has a \".\" or \"..\" component", param, path);
   for (size_t i = 0; i < nroots; i++) {
     size_t rl = strlen (roots[i].path);
-    if (strncmp (path, roots[i].path, rl) != 0 || (path[rl] != '/' && !(rl == 1 && path[0] == '/')))
+    if (strncmp (path, roots[i].path, rl) != 0 ||
+        (path[rl] != '/' && path[rl] != 0 && !(rl == 1 && path[0] == '/')))
       continue;
     const char *rel = path + rl;
     while (*rel == '/') rel++;
@@ -116,6 +117,8 @@ roots_resolve (struct call *c, const char *param, const char *path, bool must_ex
       if (errno == EXDEV || errno == ELOOP)
         return call_fail (c, VHDKIT_RC_ACCESS_DENIED, "%s: %.200s leads outside the allowed root %s", param, path,
                           roots[i].path);
+      if (errno == ENAMETOOLONG)
+        return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "%s: %.200s: a name in it is too long", param, path);
       if (errno == ENOENT || errno == ENOTDIR)
         return call_fail (c, VHDKIT_RC_FILE_NOT_FOUND, "%s: %.200s: %s", param, path,
                           must_exist ? "no such file" : "its folder does not exist");

@@ -105,6 +105,11 @@ int call_progress (void *opaque, uint64_t done, uint64_t total);
 /* params.c: check IN against M's in-parameters.  0, or a return code
  * with c->error naming the parameter. */
 uint32_t params_check (struct call *c, json_t *in);
+/* Before a job starts: its paths and embedded settings (params.c). */
+uint32_t params_precheck (struct call *c, json_t *in);
+/* methods.c: is SD (an embedded Msvm_VirtualHardDiskSettingData) a disk
+ * that can be created (CONVERT: as a conversion's target)? */
+uint32_t settings_check (struct call *c, json_t *sd, const char *param, bool convert);
 
 /* ---- allowed roots (roots.c) ---- */
 int roots_add (const char *dir);            /* 0 or -1 with a message */
