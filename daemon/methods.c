@@ -227,8 +227,9 @@ m_validate (struct call *c, json_t *in, json_t *out)
   if (k == 1) {
     size_t n = json_array_size (r.list);
     const char *first = n ? json_string_value (json_array_get (r.list, 0)) : "problems found";
-    json_decref (r.list);
-    return call_fail (c, VHDKIT_RC_FAILED, "%s: %zu problem%s, the first: %s", real, n, n == 1 ? "" : "s", first);
+    rc = call_fail (c, VHDKIT_RC_FAILED, "%s: %zu problem%s, the first: %s", real, n, n == 1 ? "" : "s", first);
+    json_decref (r.list);         /* FIRST is one of its strings */
+    return rc;
   }
   json_decref (r.list);
   return 0;
