@@ -39,6 +39,8 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_PKGS := libmicrohttpd jansson libsystemd
+# The CLI calls vhdkitd with --connect (cli/remote.c).
+CLI_PKGS   := libcurl jansson
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
@@ -73,8 +75,9 @@ $(B)/vhdkit.pc: vhdkit.pc.in include/vhdkit.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
+$(CLI_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(CLI_PKGS))
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
 
 # The service (daemon/, docs/vhdkitd.md).
 $(DAEMON_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(DAEMON_PKGS))
@@ -85,7 +88,7 @@ $(B)/vhdkitd: $(DAEMON_OBJ) $(B)/libvhdkit.a
 # for the shell tests that set VHDKIT_SIM.  Not installed.
 $(B)/tests/vhdkit-sim: $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
 
 # Unit tests and helpers link the static library and the simulator.
 $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdkit.a

@@ -21,6 +21,7 @@
 #define CTS "Vhdkit_ChangeTrackingService"
 #define VSS "Vhdkit_VHDSetService"
 #define JOB "Msvm_ConcreteJob"
+#define VKS "Vhdkit_Service"
 
 /* ---- errors ---- */
 
@@ -181,6 +182,10 @@ m_get_state (struct call *c, json_t *in, json_t *out)
   /* 0: aligned to 512 bytes, 1: to 4 KiB (VHDX blocks are MiB aligned). */
   json_object_set_new (st, "Alignment", json_integer (i.format == VHDKIT_FORMAT_VHDX ? 1 : 0));
   json_object_set_new (st, "FragmentationPercentage", json_integer (i.fragmentation_percentage));
+  /* vhdkit extras, as `vhdkit info` names them. */
+  json_object_set_new (st, "DataWriteGuid", json_string (i.data_write_guid));
+  json_object_set_new (st, "ChainDepth", json_integer (i.chain_depth));
+  json_object_set_new (st, "AllocatedBytes", jint (i.allocated_bytes));
   json_object_set_new (out, "State", st);
   reg_put (rd);
   return 0;
@@ -222,8 +227,9 @@ m_validate (struct call *c, json_t *in, json_t *out)
   if (k == 1) {
     size_t n = json_array_size (r.list);
     const char *first = n ? json_string_value (json_array_get (r.list, 0)) : "problems found";
-    json_decref (r.list);
-    return call_fail (c, VHDKIT_RC_FAILED, "%s: %zu problem%s, the first: %s", real, n, n == 1 ? "" : "s", first);
+    rc = call_fail (c, VHDKIT_RC_FAILED, "%s: %zu problem%s, the first: %s", real, n, n == 1 ? "" : "s", first);
+    json_decref (r.list);         /* FIRST is one of its strings */
+    return rc;
   }
   json_decref (r.list);
   return 0;
@@ -435,6 +441,9 @@ m_tracking_state (struct call *c, json_t *in, json_t *out)
     json_object_set_new (out, "MostRecentId", json_string (st.most_recent_id));
     json_object_set_new (out, "Granularity", json_integer (st.granularity));
     json_object_set_new (out, "Problem", json_string (st.problem));
+    json_object_set_new (out, "Epoch", json_string (st.epoch));
+    json_object_set_new (out, "Generation", json_integer (st.generation));
+    json_object_set_new (out, "Recovered", json_boolean (st.recovered));
   }
   reg_put (rd);
   return rc;
@@ -648,6 +657,19 @@ m_job_get_error (struct call *c, json_t *in, json_t *out)
   return 0;
 }
 
+/* ---- Vhdkit_Service ---- */
+
+/* What the registry holds: `vhdkit` asks before it tells a user whose
+ * local verb found an image in use to go through this service. */
+static uint32_t
+m_open_disks (struct call *c, json_t *in, json_t *out)
+{
+  json_t *a = reg_paths ();
+  if (!a) return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "out of memory listing the open disks");
+  json_object_set_new (out, "Paths", a);
+  return 0;
+}
+
 /* ---- the table ---- */
 
 #define STD_CODES 32768, 32769, 32770, 32771, 32772, 32773, 32774, 32775, 32776, 32777, 32778, 32779, 0
@@ -669,7 +691,8 @@ static const struct param p_setting[] = {
 };
 static const struct param p_state[] = {
   { "Path", CIM_STRING, P_IN, NULL, "Absolute path of the virtual disk." },
-  { "State", CIM_STRING, P_OUT, "Msvm_VirtualHardDiskState", "The disk's state." },
+  { "State", CIM_STRING, P_OUT, "Msvm_VirtualHardDiskState",
+    "The disk's state, with the vhdkit extras DataWriteGuid, ChainDepth and AllocatedBytes." },
   JOBREF, END,
 };
 static const struct param p_create[] = {
@@ -723,6 +746,9 @@ static const struct param p_tracking_state[] = {
   { "MostRecentId", CIM_STRING, P_OUT, NULL, "The newest reference point (\"\" before the first)." },
   { "Granularity", CIM_UINT32, P_OUT, NULL, "Bytes per tracked block." },
   { "Problem", CIM_STRING, P_OUT, NULL, "\"\", or why every reference point is invalid (a full backup is needed)." },
+  { "Epoch", CIM_STRING, P_OUT, NULL, "The GUID of the tracking epoch (\"\" when not tracked)." },
+  { "Generation", CIM_UINT32, P_OUT, NULL, "The generation now being written (each reference point seals one)." },
+  { "Recovered", CIM_BOOLEAN, P_OUT, NULL, "Whether opening the disk recovered tracking state left by a crash." },
   JOBREF, END,
 };
 static const struct param p_to_set[] = {
@@ -765,6 +791,11 @@ static const struct param p_take_snapshot[] = {
 static const struct param p_apply_snapshot[] = {
   { "VHDSetPath", CIM_STRING, P_IN, NULL, "The VHD Set (.vhds)." },
   { "SnapshotId", CIM_STRING, P_IN, NULL, "The snapshot to revert the leaf to." },
+  JOBREF, END,
+};
+static const struct param p_open_disks[] = {
+  { "Paths", CIM_STRING, P_OUT | P_ARRAY, NULL,
+    "The real paths of the disks the service holds open (their parents are open too, read-only)." },
   JOBREF, END,
 };
 static const struct param p_job_state[] = {
@@ -824,6 +855,9 @@ const struct method vhdkitd_methods[] = {
     "Take a snapshot of a VHD Set whose leaf may be open and being written.", m_take_snapshot),
   M (VSS, "ApplySnapshot", p_apply_snapshot, false, sync_codes,
     "Revert a VHD Set's leaf to a snapshot (the daemon's open handle follows).", m_apply_snapshot),
+  M (VKS, "ListOpenDisks", p_open_disks, false, sync_codes,
+    "The disks the service holds open; a local `vhdkit` that finds one in use names this service's socket.",
+    m_open_disks),
   M (JOB, "RequestStateChange", p_job_state, false, job_state_codes,
     "Cancel a running job (4 Terminate, 5 Kill); the disk is left as its crash-safety rules allow.",
     m_job_request_state),

@@ -149,6 +149,17 @@ reg_close_all (void)
   return r;
 }
 
+json_t *
+reg_paths (void)
+{
+  json_t *a = json_array ();
+  pthread_mutex_lock (&reg_lock);
+  for (struct entry *e = entries; a && e; e = e->next)
+    json_array_append_new (a, json_text (e->rd.path));
+  pthread_mutex_unlock (&reg_lock);
+  return a;
+}
+
 size_t
 reg_count (void)
 {

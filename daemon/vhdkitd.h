@@ -139,6 +139,8 @@ void reg_set_idle_seconds (unsigned s);
 void reg_close_idle (void);                 /* from the housekeeping thread */
 int reg_close_all (void);                   /* at shutdown: flush and close */
 size_t reg_count (void);
+/* The real paths of the open disks, a JSON array of strings. */
+json_t *reg_paths (void);
 
 /* ---- jobs (jobs.c) ---- */
 int jobs_init (const char *state_dir, unsigned workers);

@@ -25,7 +25,8 @@ packages=(
   strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
   libmicrohttpd-dev     # vhdkitd: HTTP
-  libjansson-dev        # vhdkitd: JSON
+  libjansson-dev        # vhdkitd and vhdkit --connect: JSON
+  libcurl4-openssl-dev  # vhdkit --connect: HTTP over vhdkitd's Unix socket
   libsystemd-dev        # vhdkitd: sd_notify
 )
 
