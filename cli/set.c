@@ -30,6 +30,7 @@
 #include "vhdkit.h"
 #include "cli.h"
 #include "remote.h"
+#include "cimtime.h"
 
 /* ISO 8601 UTC with microseconds. */
 static void
@@ -63,42 +64,6 @@ parse_time (const char *s, int64_t *ns)
   if (t < 0) return -1;
   *ns = (int64_t) t * 1000000000 + frac;
   return 0;
-}
-
-/* A CIM datetime (yyyymmddHHMMSS.mmmmmm+UUU, as vhdkitd writes them)
- * from and to nanoseconds since 1970. */
-static int
-parse_cim_time (const char *s, int64_t *ns)
-{
-  struct tm tm;
-  unsigned long us;
-  char sign;
-  int off;
-
-  memset (&tm, 0, sizeof tm);
-  if (strlen (s) != 25 ||
-      sscanf (s, "%4d%2d%2d%2d%2d%2d.%6lu%c%3d", &tm.tm_year, &tm.tm_mon,
-              &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us, &sign,
-              &off) != 9 || (sign != '+' && sign != '-'))
-    return -1;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  time_t t = timegm (&tm);
-  if (t == (time_t) -1)
-    return -1;
-  t -= (sign == '+' ? 1 : -1) * off * 60;
-  *ns = (int64_t) t * 1000000000 + (int64_t) us * 1000;
-  return 0;
-}
-
-static void
-format_cim_time (int64_t ns, char *out, size_t n)
-{
-  time_t t = (time_t) (ns / 1000000000);
-  struct tm tm;
-  gmtime_r (&t, &tm);
-  size_t k = strftime (out, n, "%Y%m%d%H%M%S", &tm);
-  snprintf (out + k, n - k, ".%06d+000", (int) ((ns % 1000000000) / 1000));
 }
 
 /* The strings of the JSON array A, pointing into A, in *OUT (an array
@@ -465,7 +430,7 @@ remote_snapshots (const char *set, const char **ids, size_t nids,
     recs[k].snapshot_path = (char *) sp;
     snprintf (recs[k].snapshot_id, sizeof recs[k].snapshot_id, "%s", sid);
     snprintf (recs[k].rct_id, sizeof recs[k].rct_id, "%s", rct);
-    if (parse_cim_time (ct, &recs[k].creation_time_ns) == -1 ||
+    if (cim_datetime_parse (ct, &recs[k].creation_time_ns) == -1 ||
         strings_of (pp, &recs[k].parent_paths, &recs[k].n_parent_paths) == -1) {
       r = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered %s with a "
                      "record whose CreationTime or ParentPathsList is not "
@@ -608,7 +573,7 @@ remote_setinfo (const char *set, const struct vhdkit_snapshot_info *info,
     return CLI_EXIT_FAILURE;
   }
   if (has_time)
-    format_cim_time (info->creation_time_ns, ct, sizeof ct);
+    cim_datetime_format (info->creation_time_ns, ct, sizeof ct);
   if (remote_run (REMOTE_IMS, "SetVHDSnapshotInformation",
                   json_pack ("{s:{s:s, s:o, s:s, s:o, s:s, s:s}}",
                              "Information",

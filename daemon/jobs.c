@@ -13,7 +13,12 @@
  * it completed.
  *
  * Locking: jobs_lock guards the list, the queue and every job's fields
- * except in/out while the job runs (only its worker touches them).
+ * except in/out while the job runs (only its worker touches them), and
+ * is never held across file I/O.  A state change takes a snapshot of
+ * the job under jobs_lock (with the next version number, and a pin that
+ * keeps the job from being freed); the snapshot is written afterwards
+ * under save_lock, which skips a snapshot older than one already
+ * written, so the file always ends up with the newest state.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 
 #include "vhdkitd.h"
 #include "guid.h"
+#include "cimtime.h"
 
 #define REMOVE_AFTER 300
 
@@ -41,15 +47,27 @@ struct job {
   uint32_t rc;
   char error[1024];
   struct timespec submitted, started, finished;
-  volatile int cancel;           /* 0, or the RequestedState (4 or 5) */
+  int cancel;                    /* atomic: 0, or the RequestedState (4 or 5) */
   bool delete_on_completion;
   bool running;
   bool hidden;                   /* a deadline call not (yet) a job */
   bool done;
+  unsigned version;              /* of its state, for snapshots */
+  unsigned saved_version;        /* under save_lock: the newest written */
+  unsigned pins;                 /* snapshots not yet written */
   struct job *next, *qnext;
 };
 
+/* A job's state to write (or, REMOVE, its file to delete). */
+struct snap {
+  struct job *j;
+  json_t *v;
+  unsigned version;
+  bool remove;
+};
+
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cv = PTHREAD_COND_INITIALIZER;
 static struct job *jobs, *qhead, *qtail;
 static char *jobs_dir;
@@ -61,41 +79,12 @@ bool jobs_stopping (void) { return __atomic_load_n (&stopping, __ATOMIC_ACQUIRE)
 
 /* ---- CIM datetime ---- */
 
+/* A job's time, or "" when it has not happened (tv_sec 0). */
 static void
 cim_time (const struct timespec *t, char *buf, size_t n)
 {
-  struct tm tm;
   if (t->tv_sec == 0) { snprintf (buf, n, "%s", ""); return; }
-  gmtime_r (&t->tv_sec, &tm);
-  snprintf (buf, n, "%04d%02d%02d%02d%02d%02d.%06ld+000", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-            tm.tm_hour, tm.tm_min, tm.tm_sec, t->tv_nsec / 1000);
-}
-
-void
-cim_datetime (int64_t ns, char *buf, size_t n)
-{
-  struct timespec t = { .tv_sec = (time_t) (ns / 1000000000), .tv_nsec = (long) (ns % 1000000000) };
-  cim_time (&t, buf, n);
-}
-
-int
-cim_datetime_parse (const char *s, int64_t *ns)
-{
-  struct tm tm = { 0 };
-  unsigned long us;
-  char sign;
-  int off;
-  if (strlen (s) != 25 ||
-      sscanf (s, "%4d%2d%2d%2d%2d%2d.%6lu%c%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-              &tm.tm_min, &tm.tm_sec, &us, &sign, &off) != 9 || (sign != '+' && sign != '-'))
-    return -1;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  time_t t = timegm (&tm);
-  if (t == (time_t) -1) return -1;
-  t -= (sign == '+' ? 1 : -1) * off * 60;
-  *ns = (int64_t) t * 1000000000 + (int64_t) us * 1000;
-  return 0;
+  cim_datetime_format ((int64_t) t->tv_sec * 1000000000 + t->tv_nsec, buf, n);
 }
 
 static void
@@ -170,33 +159,74 @@ view_locked (const struct job *j)
 /* ---- persistence ---- */
 
 static void
-save_locked (struct job *j)
+job_file (const struct job *j, char *path, size_t n)
 {
-  if (!jobs_dir) return;
-  char path[4200], tmp[4210];
-  snprintf (path, sizeof path, "%s/%s.json", jobs_dir, j->id);
-  snprintf (tmp, sizeof tmp, "%s.tmp", path);
-  json_t *v = view_locked (j);
-  json_object_set_new (v, "SubmittedEpoch", json_integer (j->submitted.tv_sec));
-  json_object_set_new (v, "StartedEpoch", json_integer (j->started.tv_sec));
-  json_object_set_new (v, "FinishedEpoch", json_integer (j->finished.tv_sec));
-  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int ok = fd != -1 && json_dumpfd (v, fd, JSON_COMPACT) == 0 && fsync (fd) == 0;
-  if (fd != -1 && close (fd) == -1) ok = 0;
-  if (!ok || rename (tmp, path) == -1) {
-    vlog ("saving job %s to %s: %s", j->id, path, strerror (errno));
-    unlink (tmp);
+  snprintf (path, n, "%s/%s.json", jobs_dir, j->id);
+}
+
+/* The job's state to write; jobs_lock held (or the job not yet shared). */
+static struct snap *
+snapshot_locked (struct job *j, bool remove)
+{
+  if (!jobs_dir) return NULL;
+  struct snap *sn = calloc (1, sizeof *sn);
+  if (!sn) {
+    vlog ("job %s: out of memory saving its state", j->id);
+    return NULL;
   }
-  json_decref (v);
+  sn->j = j;
+  sn->version = ++j->version;
+  sn->remove = remove;
+  if (!remove) {
+    sn->v = view_locked (j);
+    json_object_set_new (sn->v, "SubmittedEpoch", json_integer (j->submitted.tv_sec));
+    json_object_set_new (sn->v, "StartedEpoch", json_integer (j->started.tv_sec));
+    json_object_set_new (sn->v, "FinishedEpoch", json_integer (j->finished.tv_sec));
+  }
+  j->pins++;
+  return sn;
+}
+
+/* Write SN (jobs_lock not held): to a temporary name, fsync, rename. */
+static void
+write_snapshot (struct snap *sn)
+{
+  if (!sn) return;
+  struct job *j = sn->j;
+  char path[4200], tmp[4210];
+  job_file (j, path, sizeof path);
+  pthread_mutex_lock (&save_lock);
+  if (sn->version > j->saved_version) {
+    j->saved_version = sn->version;
+    if (sn->remove) {
+      if (unlink (path) == -1 && errno != ENOENT)
+        vlog ("removing job file %s: %s", path, strerror (errno));
+    }
+    else {
+      snprintf (tmp, sizeof tmp, "%s.tmp", path);
+      int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      int ok = fd != -1 && json_dumpfd (sn->v, fd, JSON_COMPACT) == 0 && fsync (fd) == 0;
+      if (fd != -1 && close (fd) == -1) ok = 0;
+      if (!ok || rename (tmp, path) == -1) {
+        vlog ("saving job %s to %s: %s", j->id, path, strerror (errno));
+        unlink (tmp);
+      }
+    }
+  }
+  pthread_mutex_unlock (&save_lock);
+  json_decref (sn->v);
+  free (sn);
+  pthread_mutex_lock (&jobs_lock);
+  j->pins--;
+  pthread_mutex_unlock (&jobs_lock);
 }
 
 static void
-unsave (const struct job *j)
+free_job (struct job *j)
 {
-  if (!jobs_dir) return;
-  char path[4200];
-  snprintf (path, sizeof path, "%s/%s.json", jobs_dir, j->id);
-  unlink (path);
+  json_decref (j->in);
+  json_decref (j->out);
+  free (j);
 }
 
 static void
@@ -235,7 +265,7 @@ load_saved (void)
       snprintf (j->error, sizeof j->error, "vhdkitd stopped while the job was running; "
                 "its result is unknown (check the disk before using it)");
       clock_gettime (CLOCK_REALTIME, &j->finished);
-      save_locked (j);
+      write_snapshot (snapshot_locked (j, false));   /* alone: before the workers */
     }
     j->next = jobs;
     jobs = j;
@@ -245,7 +275,8 @@ load_saved (void)
 
 /* ---- running ---- */
 
-static void
+/* The job ended with RC; returns the snapshot to write. */
+static struct snap *
 finish_locked (struct job *j, uint32_t rc, const char *err)
 {
   j->rc = rc;
@@ -255,10 +286,7 @@ finish_locked (struct job *j, uint32_t rc, const char *err)
   else if (j->cancel == 5) j->state = 9;
   else if (j->cancel) j->state = 8;
   else j->state = 10;
-  if (j->state == 7 && j->delete_on_completion)
-    unsave (j);
-  else
-    save_locked (j);
+  return snapshot_locked (j, j->state == 7 && j->delete_on_completion);
 }
 
 static void *
@@ -273,26 +301,34 @@ worker (void *arg)
     struct job *j = qhead;
     qhead = j->qnext;
     if (!qhead) qtail = NULL;
+    struct snap *sn;
     if (j->cancel || stopping) {
-      finish_locked (j, VHDKIT_RC_FAILED, stopping ? "vhdkitd stopped before the job started"
-                     : "cancelled before it started");
+      sn = finish_locked (j, VHDKIT_RC_FAILED, stopping ? "vhdkitd stopped before the job started"
+                          : "cancelled before it started");
+      pthread_mutex_unlock (&jobs_lock);
+      write_snapshot (sn);
+      pthread_mutex_lock (&jobs_lock);
       continue;
     }
     clock_gettime (CLOCK_REALTIME, &j->started);
     j->running = true;
     nrunning++;
-    save_locked (j);
+    sn = snapshot_locked (j, false);
     pthread_mutex_unlock (&jobs_lock);
+    write_snapshot (sn);
 
     struct call c = { .m = j->m, .job = j, .cancel = &j->cancel };
     uint32_t rc = j->m->fn (&c, j->in, j->out);
-    if (rc && j->cancel && !c.error[0])
+    if (rc && __atomic_load_n (&j->cancel, __ATOMIC_ACQUIRE) && !c.error[0])
       snprintf (c.error, sizeof c.error, "cancelled");
 
     pthread_mutex_lock (&jobs_lock);
     j->running = false;
+    sn = finish_locked (j, rc, rc ? c.error : "");
+    pthread_mutex_unlock (&jobs_lock);
+    write_snapshot (sn);
+    pthread_mutex_lock (&jobs_lock);
     nrunning--;
-    finish_locked (j, rc, rc ? c.error : "");
     pthread_cond_broadcast (&jobs_cv);
   }
   pthread_mutex_unlock (&jobs_lock);
@@ -326,55 +362,100 @@ jobs_set_percent (struct job *j, unsigned pct)
   pthread_mutex_unlock (&jobs_lock);
 }
 
-static void
+/* Unlink the jobs due for removal from the list (jobs_lock held) and
+ * return them, chained by next, for free_expired. */
+static struct job *
 expire_locked (void)
 {
   struct timespec now;
+  struct job *gone = NULL;
   clock_gettime (CLOCK_REALTIME, &now);
   for (struct job **pp = &jobs; *pp; ) {
     struct job *j = *pp;
-    bool done = j->state != 4 && !j->running;
+    bool done = j->state != 4 && !j->running && j->pins == 0;
     if (done && ((j->state == 7 && j->delete_on_completion) || now.tv_sec - j->finished.tv_sec >= REMOVE_AFTER)) {
       *pp = j->next;
-      unsave (j);
-      json_decref (j->in);
-      json_decref (j->out);
-      free (j);
+      j->next = gone;
+      gone = j;
     }
     else pp = &j->next;
   }
+  return gone;
+}
+
+/* Delete the files of expired jobs and free them (jobs_lock not held). */
+static void
+free_expired (struct job *gone)
+{
+  while (gone) {
+    struct job *j = gone;
+    gone = j->next;
+    if (jobs_dir) {
+      char path[4200];
+      job_file (j, path, sizeof path);
+      pthread_mutex_lock (&save_lock);
+      unlink (path);
+      pthread_mutex_unlock (&save_lock);
+    }
+    free_job (j);
+  }
+}
+
+/* A new job for C's method with IN: Running (4), not yet in the list. */
+static struct job *
+job_new (struct call *c, json_t *in)
+{
+  struct job *j = calloc (1, sizeof *j);
+  struct guid g;
+  if (!j || guid_generate (&g) == -1 || !(j->out = json_object ())) {
+    free (j);
+    call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a job for %s", c->m->name);
+    return NULL;
+  }
+  guid_to_text (&g, j->id);
+  j->m = c->m;
+  j->in = json_incref (in);
+  j->state = 4;
+  clock_gettime (CLOCK_REALTIME, &j->submitted);
+  return j;
+}
+
+static void
+job_path (const struct job *j, char *jobpath, size_t n)
+{
+  snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
 }
 
 uint32_t
 jobs_start (struct call *c, json_t *in, char *jobpath, size_t n)
 {
-  struct job *j = calloc (1, sizeof *j);
-  struct guid g;
-  if (!j || guid_generate (&g) == -1) {
-    free (j);
-    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a job");
-  }
-  guid_to_text (&g, j->id);
-  j->m = c->m;
-  j->in = json_incref (in);
-  j->out = json_object ();
-  j->state = 4;
-  clock_gettime (CLOCK_REALTIME, &j->submitted);
-  pthread_mutex_lock (&jobs_lock);
-  if (stopping) {
-    pthread_mutex_unlock (&jobs_lock);
-    json_decref (j->in); json_decref (j->out); free (j);
+  struct job *j = job_new (c, in);
+  if (!j) return VHDKIT_RC_OUT_OF_MEMORY;
+  if (jobs_stopping ()) {
+    free_job (j);
     return call_fail (c, VHDKIT_RC_NOT_AVAILABLE, "vhdkitd is stopping");
   }
-  expire_locked ();
+  /* Saved before anyone can see it, so the worker's later states win. */
+  write_snapshot (snapshot_locked (j, false));
+  pthread_mutex_lock (&jobs_lock);
+  if (stopping) {
+    /* Stopping began meanwhile: the job never runs. */
+    struct snap *sn = finish_locked (j, VHDKIT_RC_NOT_AVAILABLE, "vhdkitd stopped before the job started");
+    j->next = jobs;
+    jobs = j;
+    pthread_mutex_unlock (&jobs_lock);
+    write_snapshot (sn);
+    return call_fail (c, VHDKIT_RC_NOT_AVAILABLE, "vhdkitd is stopping");
+  }
+  struct job *gone = expire_locked ();
   j->next = jobs;
   jobs = j;
   if (qtail) qtail->qnext = j; else qhead = j;
   qtail = j;
-  save_locked (j);
   pthread_cond_signal (&jobs_cv);
   pthread_mutex_unlock (&jobs_lock);
-  snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
+  free_expired (gone);
+  job_path (j, jobpath, n);
   return VHDKIT_RC_JOB_STARTED;
 }
 
@@ -386,9 +467,9 @@ deadline_thread (void *arg)
   struct job *j = arg;
   struct call c = { .m = j->m, .job = j, .cancel = &j->cancel };
   uint32_t rc = j->m->fn (&c, j->in, j->out);
+  struct snap *sn = NULL;
   pthread_mutex_lock (&jobs_lock);
   j->running = false;
-  nrunning--;
   if (j->hidden) {
     /* The caller still waits: it takes the result and frees the job. */
     j->rc = rc;
@@ -396,7 +477,11 @@ deadline_thread (void *arg)
     j->done = true;
   }
   else
-    finish_locked (j, rc, rc ? c.error : "");
+    sn = finish_locked (j, rc, rc ? c.error : "");
+  pthread_mutex_unlock (&jobs_lock);
+  write_snapshot (sn);
+  pthread_mutex_lock (&jobs_lock);
+  nrunning--;
   pthread_cond_broadcast (&jobs_cv);
   pthread_mutex_unlock (&jobs_lock);
   return NULL;
@@ -405,22 +490,12 @@ deadline_thread (void *arg)
 uint32_t
 jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *jobpath, size_t n)
 {
-  struct job *j = calloc (1, sizeof *j);
-  struct guid g;
+  struct job *j = job_new (c, in);
   pthread_t t;
   pthread_attr_t at;
-  if (!j || guid_generate (&g) == -1) {
-    free (j);
-    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start the call");
-  }
-  guid_to_text (&g, j->id);
-  j->m = c->m;
-  j->in = json_incref (in);
-  j->out = json_object ();
-  j->state = 4;
+  if (!j) return VHDKIT_RC_OUT_OF_MEMORY;
   j->hidden = true;
   j->running = true;
-  clock_gettime (CLOCK_REALTIME, &j->submitted);
   j->started = j->submitted;
   pthread_mutex_lock (&jobs_lock);
   nrunning++;
@@ -432,8 +507,8 @@ jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *j
     pthread_mutex_lock (&jobs_lock);
     nrunning--;
     pthread_mutex_unlock (&jobs_lock);
-    json_decref (j->in); json_decref (j->out); free (j);
-    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a thread for the call");
+    free_job (j);
+    return call_fail (c, VHDKIT_RC_OUT_OF_MEMORY, "cannot start a thread for %s", c->m->name);
   }
   pthread_attr_destroy (&at);
   struct timespec end;
@@ -449,7 +524,7 @@ jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *j
     uint32_t rc = j->rc;
     if (rc == 0) json_object_update (out, j->out);
     else snprintf (c->error, sizeof c->error, "%s", j->error);
-    json_decref (j->in); json_decref (j->out); free (j);
+    free_job (j);
     return rc;
   }
   /* Too slow for an answer: from now on it is a job, which carries the
@@ -457,9 +532,10 @@ jobs_run_deadline (struct call *c, json_t *in, json_t *out, unsigned ms, char *j
   j->hidden = false;
   j->next = jobs;
   jobs = j;
-  save_locked (j);
+  struct snap *sn = snapshot_locked (j, false);
   pthread_mutex_unlock (&jobs_lock);
-  snprintf (jobpath, n, "%s:Msvm_ConcreteJob.InstanceID=\"%s\"", VHDKITD_NAMESPACE, j->id);
+  write_snapshot (sn);
+  job_path (j, jobpath, n);
   return VHDKIT_RC_JOB_STARTED;
 }
 
@@ -475,10 +551,11 @@ json_t *
 jobs_get (const char *id)
 {
   pthread_mutex_lock (&jobs_lock);
-  expire_locked ();
+  struct job *gone = expire_locked ();
   struct job *j = find_locked (id);
   json_t *v = j ? view_locked (j) : NULL;
   pthread_mutex_unlock (&jobs_lock);
+  free_expired (gone);
   return v;
 }
 
@@ -487,10 +564,11 @@ jobs_list (void)
 {
   json_t *a = json_array ();
   pthread_mutex_lock (&jobs_lock);
-  expire_locked ();
+  struct job *gone = expire_locked ();
   for (struct job *j = jobs; j; j = j->next)
     json_array_append_new (a, view_locked (j));
   pthread_mutex_unlock (&jobs_lock);
+  free_expired (gone);
   return a;
 }
 
@@ -513,7 +591,7 @@ jobs_request_state (const char *id, unsigned state, char *err, size_t n)
     rc = 4097;                   /* Invalid State Transition */
   }
   else
-    j->cancel = (int) state;
+    __atomic_store_n (&j->cancel, (int) state, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&jobs_lock);
   return rc;
 }
@@ -533,7 +611,11 @@ jobs_shutdown (unsigned deadline)
   if (nrunning > 0) {
     vlog ("cancelling %u running job(s) at the shutdown deadline", nrunning);
     for (struct job *j = jobs; j; j = j->next)
-      if (j->running) j->cancel = 4;
+      if (j->running) __atomic_store_n (&j->cancel, 4, __ATOMIC_RELEASE);
+    /* A cancelled job stops at its next progress point; a query made a
+     * job (it has none) runs to its end.  Then no disk is in use. */
+    while (nrunning > 0)
+      pthread_cond_wait (&jobs_cv, &jobs_lock);
   }
   pthread_mutex_unlock (&jobs_lock);
   for (unsigned i = 0; i < nworkers; i++)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vhdkitd.h"
+#include "cimtime.h"
 
 #define IMS "Msvm_ImageManagementService"
 #define CTS "Vhdkit_ChangeTrackingService"
@@ -50,7 +51,7 @@ call_progress (void *opaque, uint64_t done, uint64_t total)
   struct call *c = opaque;
   if (c->job && total)
     jobs_set_percent (c->job, (unsigned) (done * 100 / total));
-  return c->cancel && *c->cancel;
+  return c->cancel && __atomic_load_n (c->cancel, __ATOMIC_ACQUIRE);
 }
 
 const char *
@@ -523,7 +524,7 @@ static json_t *
 snapshot_view (const struct vhdkit_snapshot_info *s, bool parents)
 {
   char t[32];
-  cim_datetime (s->creation_time_ns, t, sizeof t);
+  cim_datetime_format (s->creation_time_ns, t, sizeof t);
   json_t *v = json_object ();
   json_object_set_new (v, "__CLASS", json_string ("Msvm_VHDSnapshotInformation"));
   json_object_set_new (v, "FilePath", json_text (s->file_path));

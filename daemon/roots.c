@@ -145,8 +145,6 @@ roots_resolve (struct call *c, const char *param, const char *path, bool must_ex
     if (strncmp (real, roots[i].path, rl2) != 0 || (real[rl2] != '/' && real[rl2] != 0))
       return call_fail (c, VHDKIT_RC_ACCESS_DENIED, "%s: %.200s resolves outside the allowed root %s", param, path,
                         roots[i].path);
-    if (!must_exist && strchr (base, '/'))
-      return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "%s: bad file name", param);
     return 0;
   }
   return call_fail (c, VHDKIT_RC_ACCESS_DENIED, "%s: %.200s is not inside an allowed root (%s%s)", param, path,

@@ -90,7 +90,7 @@ struct call {
   const struct method *m;
   struct job *job;               /* NULL for a sync call */
   char error[1024];              /* ErrorDescription */
-  volatile int *cancel;          /* non-zero: stop (jobs only) */
+  int *cancel;                   /* atomic; non-zero: stop (jobs only) */
 };
 
 /* Set c->error from a format; returns RC for "return call_fail (...)". */
@@ -158,11 +158,6 @@ uint32_t jobs_request_state (const char *instance_id, unsigned state, char *err,
 void jobs_set_percent (struct job *j, unsigned pct);
 void jobs_shutdown (unsigned deadline_seconds);
 bool jobs_stopping (void);
-
-/* CIM datetimes (yyyymmddHHMMSS.mmmmmm+000, UTC) from and to
- * nanoseconds since 1970. */
-void cim_datetime (int64_t ns, char *buf, size_t n);
-int cim_datetime_parse (const char *s, int64_t *ns);
 
 /* ---- doors ---- */
 /* Run one call of M with IN (already decoded); fills OUT with the out

@@ -31,7 +31,6 @@ job=$(wait_job "$(jf Job "$r")")
 # ---- settings and state, against vhdkit info ----
 r=$(call $IMS GetVirtualHardDiskSettingData "{\"Path\":\"$D/a.vhdx\"}")
 expect_rc 0 "$r"
-info=$("$VHDKIT" info "$D/a.vhdx" --json 2>/dev/null || true)
 idle
 info=$("$VHDKIT" info "$D/a.vhdx" --json)
 for f in MaxInternalSize BlockSize LogicalSectorSize PhysicalSectorSize VirtualDiskId Type Format; do

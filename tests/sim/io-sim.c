@@ -40,6 +40,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,18 @@ parse_u64 (const char *s, size_t len, uint64_t *ret)
   return 0;
 }
 
+/* KIND in V: write, sync, truncate, or (if ANY_OK) any. */
+static int
+parse_kind (const char *v, size_t vlen, bool any_ok, enum sim_kind *kind)
+{
+  if (word_is (v, vlen, "write")) *kind = KIND_WRITE;
+  else if (word_is (v, vlen, "sync")) *kind = KIND_SYNC;
+  else if (word_is (v, vlen, "truncate")) *kind = KIND_TRUNCATE;
+  else if (any_ok && word_is (v, vlen, "any")) *kind = KIND_ANY;
+  else return -1;
+  return 0;
+}
+
 /* Fill cfg from SPEC ("mode:key=value:flag...").  Every word must be known
  * to the mode and given at most once; anything else is malformed. */
 static int
@@ -182,11 +195,8 @@ parse (const char *spec)
     else if (cfg.mode == MODE_FAULT && v && !have_op &&
              word_is (w, klen, "op")) {
       have_op = 1;
-      if (word_is (v, vlen, "write")) cfg.fault_kind = KIND_WRITE;
-      else if (word_is (v, vlen, "sync")) cfg.fault_kind = KIND_SYNC;
-      else if (word_is (v, vlen, "truncate")) cfg.fault_kind = KIND_TRUNCATE;
-      else if (word_is (v, vlen, "any")) cfg.fault_kind = KIND_ANY;
-      else return -1;
+      if (parse_kind (v, vlen, true, &cfg.fault_kind) == -1)
+        return -1;
     }
     else if (cfg.mode == MODE_FAULT && v && !have_errno &&
              word_is (w, klen, "errno")) {
@@ -207,10 +217,8 @@ parse (const char *spec)
     else if (cfg.mode == MODE_CRASH && v && !have_fail &&
              word_is (w, klen, "fail")) {
       have_fail = 1;
-      if (word_is (v, vlen, "write")) cfg.crash_fail_kind = KIND_WRITE;
-      else if (word_is (v, vlen, "sync")) cfg.crash_fail_kind = KIND_SYNC;
-      else if (word_is (v, vlen, "truncate")) cfg.crash_fail_kind = KIND_TRUNCATE;
-      else return -1;
+      if (parse_kind (v, vlen, false, &cfg.crash_fail_kind) == -1)
+        return -1;
     }
     else if (cfg.mode == MODE_CRASH && v && !have_at &&
              word_is (w, klen, "at")) {
