@@ -70,6 +70,9 @@ mkdir -p "$logdir" || exit 1
 # directories, or single tests by name.
 asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
 # Unit tests that run many threads on one handle: also under TSan.
+# vhdkitd's many threads (request pool, job workers, registry) under
+# concurrent good and bad calls.
+tsan_shells=(daemon/test-daemon-json-hostile)
 tsan_units=(test-stress test-disk-threads test-inflight test-mt-crash)
 
 # ---- collect the tests -------------------------------------------------
@@ -138,6 +141,9 @@ fi
 if [ -n "$tsan_build" ]; then
   for u in "${tsan_units[@]}"; do
     add_test "[tsan] unit/$u" "tsan/unit/$u" "$tsan_build" 2 unit "$tsan_build/tests/$u"
+  done
+  for f in "${tsan_shells[@]}"; do
+    add_test "[tsan] $f" "tsan/$f" "$tsan_build" 2 shell "$TOP/tests/$f.sh"
   done
 fi
 ntests=${#t_name[@]}
