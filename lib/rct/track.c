@@ -239,6 +239,18 @@ sum_dirty (struct rct *r, uint64_t p)
   atomic_max32 (&r->l2[p / RCT_L1_PER_PAGE], r->l1[p]);
 }
 
+/* Leaf page p has its first tag: counted only after its summary is in
+ * l1 and its L1 page is marked dirty, with release order.  A flush
+ * that reads the count (acquire) before it takes the dirty L1 pages
+ * therefore writes, in the same flush, the summary of every page it
+ * counts, and the header's leaves_written never exceeds the pages with
+ * tags that are durable (RCT-6). */
+static void
+count_leaf (struct rct *r)
+{
+  __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELEASE);
+}
+
 /* Block K of leaf page P now has tag TAG (of the current generation). */
 static void
 sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
@@ -249,12 +261,13 @@ sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
    * point, and stays true (the common case of a busy page: one compare). */
   if (r->l1s[p] == g) return;
   uint16_t top = (uint16_t) (k | (tag & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
-  if (r->l1[p] == 0) __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELAXED);
+  bool first = r->l1[p] == 0;
   if ((r->l1t[p] & ~RCT_TOP_ZERO) != k) r->l1s[p] = r->l1[p];
   if (r->l1[p] == g && r->l1t[p] == top) return;
   STORE_RELAXED (&r->l1[p], g);
   r->l1t[p] = top;
   sum_dirty (r, p);
+  if (first) count_leaf (r);
 }
 
 void
@@ -267,12 +280,13 @@ rct_sum_from_tags (struct rct *r, uint64_t p, const uint32_t *tags)
     if (g > max) { second = max; max = g; top = k; }
     else if (g > second) second = g;
   }
-  if (r->l1[p] == 0 && max > 0) __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELAXED);
-  if (r->l1[p] == 0 && max == 0) return;
+  bool first = r->l1[p] == 0;
+  if (first && max == 0) return;
   STORE_RELAXED (&r->l1[p], max);
   r->l1s[p] = second;
   r->l1t[p] = (uint16_t) (top | (tags[top] & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
   sum_dirty (r, p);
+  if (first && max > 0) count_leaf (r);
 }
 
 /* ---- leaf pages in memory (L-9) ---- */
@@ -578,6 +592,10 @@ rct_flush_locked (struct rct *r, bool all)
     wrote = true;
     if (p + 1 > r->h.max_leaf) { r->h.max_leaf = p + 1; grew = true; }
   }
+  /* How many pages have tags: read before the summaries are taken, so
+   * that every page counted has its summary written below or by an
+   * earlier flush (count_leaf). */
+  uint64_t lwt = __atomic_load_n (&r->leaves_with_tags, __ATOMIC_ACQUIRE);
   /* The summaries (a change after the dirty flag is cleared sets it
    * again, and goes to the next flush). */
   for (uint64_t j = 0; j < r->nl1; j++) {
@@ -613,7 +631,6 @@ rct_flush_locked (struct rct *r, bool all)
   free (list); list = NULL;
   free (versions); versions = NULL;
   free (l1w); l1w = NULL;
-  uint64_t lwt = __atomic_load_n (&r->leaves_with_tags, __ATOMIC_RELAXED);
   if (r->h.leaves_written != lwt || r->h.leaves_span != r->npages) {
     r->h.leaves_written = lwt;
     r->h.leaves_span = r->npages;

@@ -31,8 +31,8 @@
 
 /* ---- The gate backend ---- */
 
-enum step { S_DATA, S_MRT, S_SYNC, NSTEPS, S_RCT = NSTEPS };
-static const char *const step_name[] = { "image data write", ".mrt record", "image sync", ".rct write" };
+enum step { S_DATA, S_MRT, S_SYNC, NSTEPS, S_RCT = NSTEPS, S_RCT_SYNC };
+static const char *const step_name[] = { "image data write", ".mrt record", "image sync", ".rct write", ".rct sync" };
 
 struct gio {
   struct io io;
@@ -69,7 +69,7 @@ release (int i)
 static void
 maybe_hold (struct gio *g, enum step s)
 {
-  int match = s == S_MRT ? g->is_mrt : s == S_RCT ? g->is_rct : g->is_image;
+  int match = s == S_MRT ? g->is_mrt : s == S_RCT || s == S_RCT_SYNC ? g->is_rct : g->is_image;
   if (!match) return;
   pthread_mutex_lock (&gl);
   for (int i = 0; i < NSLOTS; i++)
@@ -92,7 +92,12 @@ static int g_pwrite (struct io *io, const void *b, size_t n, uint64_t o)
   maybe_hold (g, g->is_mrt ? S_MRT : g->is_rct ? S_RCT : S_DATA);
   return io_pwrite (R (io), b, n, o);
 }
-static int g_sync (struct io *io) { maybe_hold ((struct gio *) io, S_SYNC); return io_sync (R (io)); }
+static int g_sync (struct io *io)
+{
+  struct gio *g = (struct gio *) io;
+  maybe_hold (g, g->is_rct ? S_RCT_SYNC : S_SYNC);
+  return io_sync (R (io));
+}
 static int g_truncate (struct io *io, uint64_t s) { return io_truncate (R (io), s); }
 static int g_zero (struct io *io, uint64_t o, uint64_t n, int how)
 {
@@ -341,6 +346,85 @@ child_ends_early (const char *path, int fd)
   _exit (0);
 }
 
+/* A leaf page's first tag lands while a flush waits at its .rct sync,
+ * after it took the dirty summaries: that page's summary goes to the
+ * next flush, so the header this flush writes must not count the page
+ * among those with tags (RCT-6), or a reopen after a crash would find
+ * "lost pages" and throw every reference point away. */
+static int
+child_first_tag_in_flush (const char *path, int fd)
+{
+  static unsigned char one[MIB];
+  char id0[VHDKIT_RCT_ID_MAX];
+  struct vhdkit_create_params p = VHDKIT_CREATE_PARAMS_INIT;
+  pthread_t tf;
+
+  io_set_backend (&gate_backend);
+  p.size = SIZE;
+  p.block_size = MIB;
+  memset (one, 0x22, sizeof one);
+  if (vhdkit_disk_create (path, &p) == -1 || !(d = vhdkit_disk_open (path, VHDKIT_OPEN_RDWR)) ||
+      vhdkit_disk_pwrite (d, one, MIB, 40 * MIB, 0) == -1 ||
+      vhdkit_rct_enable (d, 4096) == -1 || vhdkit_rct_checkpoint (d, id0) == -1 ||
+      vhdkit_disk_flush (d) == -1 ||
+      vhdkit_disk_pwrite (d, one, 4096, 8 * MIB, 0) == -1) {   /* the flush has a page to write */
+    fprintf (stderr, "setup: %s\n", vhdkit_get_error ());
+    return 1;
+  }
+  arm (1, S_RCT_SYNC);
+  pthread_create (&tf, NULL, do_flush, NULL);
+  if (!wait_flag (&slot[1].held, 10)) {
+    fprintf (stderr, "the flush never synced its tracking file: the test proves nothing\n");
+    return 1;
+  }
+  /* A page of tags that had none (48 MiB is 10 leaf pages past 8 MiB). */
+  job.op = O_WRITE; job.step = S_DATA; job.off = 48 * MIB; job.len = 64 * 1024;
+  do_change (NULL);
+  if (job.r == -1) { fprintf (stderr, "the write during the flush failed: %s\n", job.err); return 1; }
+  release (1);
+  pthread_join (tf, NULL);
+  if (write (fd, id0, sizeof id0) != (ssize_t) sizeof id0) { perror ("write"); return 1; }
+  _exit (0);                    /* the second page's summary never written */
+}
+
+static int
+run_first_tag (const char *dir)
+{
+  char path[256], id[VHDKIT_RCT_ID_MAX];
+  int pfd[2], st, bad = 0;
+  snprintf (path, sizeof path, "%s/first-tag.vhdx", dir);
+  if (pipe (pfd) == -1) { perror ("pipe"); return 1; }
+  fflush (NULL);
+  pid_t pid = fork ();
+  if (pid == 0) {
+    close (pfd[0]);
+    _exit (child_first_tag_in_flush (path, pfd[1]));
+  }
+  close (pfd[1]);
+  ssize_t n = read (pfd[0], id, sizeof id);
+  close (pfd[0]);
+  if (waitpid (pid, &st, 0) == -1 || !WIFEXITED (st) || WEXITSTATUS (st) != 0 || n != (ssize_t) sizeof id) {
+    fprintf (stderr, "FAIL a first tag during a flush: the child failed\n");
+    return 1;
+  }
+  struct vhdkit_disk *r = vhdkit_disk_open (path, VHDKIT_OPEN_RDONLY);
+  struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
+  if (!r) { fprintf (stderr, "reopen: %s\n", vhdkit_get_error ()); return 1; }
+  /* No I/O failed: the reference point must survive, with both writes. */
+  if (vhdkit_disk_get_changes (r, id, NULL, 0, SIZE, 0, &c) == -1) {
+    fprintf (stderr, "FAIL a first tag during a flush: after the crash %s: %s\n", id, vhdkit_get_error ());
+    bad = 1;
+  }
+  else if (!covered (&c, 8 * MIB, 4096) || !covered (&c, 48 * MIB, 64 * 1024)) {
+    fprintf (stderr, "FALSE NEGATIVE after a first tag during a flush\n");
+    bad = 1;
+  }
+  vhdkit_changes_free (&c);
+  vhdkit_disk_close (r);
+  if (!bad) printf ("ok a page's first tag while a flush syncs its tracking file\n");
+  return bad;
+}
+
 static int
 run (const char *dir, enum opk op, enum step step, uint64_t off, uint64_t len, int early)
 {
@@ -414,6 +498,7 @@ main (void)
       bad |= run (dir, (enum opk) op, (enum step) s, off, len, 0);
     }
   bad |= run (dir, O_WRITE, S_DATA, 40ull * MIB + 128 * 1024, 64 * 1024, 1);
+  bad |= run_first_tag (dir);
   char cmd[300];
   snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
   if (system (cmd) != 0) fprintf (stderr, "could not remove %s\n", dir);
