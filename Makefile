@@ -48,12 +48,15 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 SIM_OBJ  := $(B)/obj/tests/sim/io-sim.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
+# Benchmark programs that a test runs too (the others are built by their
+# bench/*.sh).
+BENCH_BIN := $(B)/bench/children
 TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
 .PHONY: all deps test run demo asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
 all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit $(B)/vhdkitd \
-     $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
+     $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -99,6 +102,11 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdki
 $(B)/tests/%: tests/helpers/%.c $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+
+# Benchmark programs see the public header only, as a user's program does.
+$(B)/bench/%: bench/%.c include/vhdkit.h $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) -D_GNU_SOURCE -Iinclude $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -166,6 +174,7 @@ bench: all
 	bench/rct.sh
 	bench/set.sh
 	bench/threads.sh
+	bench/children.sh
 
 # The model tests with many more steps (hours on 2 cores; make test
 # runs a few thousand), and the threaded stress test for longer.

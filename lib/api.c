@@ -30,6 +30,12 @@ vhdkit_get_version (void)
   return VHDKIT_VERSION_STRING;
 }
 
+/* The error getters do not clear the error: they read it. */
+const char *vhdkit_get_error (void) { return error_message (); }
+int vhdkit_get_errno (void) { return error_errno (); }
+uint32_t vhdkit_get_error_code (void) { return error_code (); }
+const char *vhdkit_rc_name (uint32_t rc) { return rc_name (rc); }
+
 /* A handle that is not one (closed, or never opened). */
 static bool
 bad_handle (const struct vhdkit_disk *h)

@@ -302,7 +302,7 @@ disk_map (struct disk *d, uint64_t off, uint64_t len, vhdkit_extent_fn fn, void 
   ret = 0;
   goto out;
  cancelled:
-  if (vhdkit_get_error_code () == VHDKIT_RC_OK)
+  if (error_code () == VHDKIT_RC_OK)
     set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->top->path);
  out:
   free (e);

@@ -374,7 +374,7 @@ new_epoch (struct rct *r, const char *why)
  failed:
   r->state = RCT_FAILED;
   snprintf (r->why, sizeof r->why, "%s: starting a new tracking epoch failed half way: %s",
-            r->path, vhdkit_get_error ());
+            r->path, error_message ());
   return -1;
 }
 
