@@ -36,7 +36,7 @@ UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
-DAEMON_PKGS := libmicrohttpd jansson libsystemd
+DAEMON_PKGS := libmicrohttpd jansson libsystemd libxml-2.0 libcrypt gnutls
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
