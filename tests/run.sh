@@ -68,7 +68,7 @@ mkdir -p "$logdir" || exit 1
 
 # Shell tests that are also run against the ASan+UBSan build: whole
 # directories, or single tests by name.
-asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
+asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput daemon/test-daemon-cimxml-hostile)
 # Unit tests that run many threads on one handle: also under TSan.
 tsan_units=(test-stress test-disk-threads test-inflight test-mt-crash)
 
