@@ -38,7 +38,7 @@ UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
-DAEMON_PKGS := libmicrohttpd jansson libsystemd
+DAEMON_PKGS := libmicrohttpd jansson libsystemd libxml-2.0 libcrypt gnutls
 # The CLI calls vhdkitd with --connect (cli/remote.c).
 CLI_PKGS   := libcurl jansson
 
@@ -82,7 +82,7 @@ $(CLI_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(CLI_PKGS))
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
 
-# The service (daemon/, docs/vhdkitd.md).
+# The service (daemon/, docs/vhdkitd.8.md).
 $(DAEMON_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(DAEMON_PKGS))
 $(B)/vhdkitd: $(DAEMON_OBJ) $(B)/libvhdkit.a
 	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(DAEMON_PKGS)) $(LDLIBS)

@@ -647,11 +647,12 @@ m_job_get_error (struct call *c, json_t *in, json_t *out)
   if (!j) return call_fail (c, VHDKIT_RC_INVALID_PARAMETER, "InstanceID: no job %s", str (in, "InstanceID"));
   json_t *e = json_object ();
   json_object_set_new (e, "__CLASS", json_string ("Msvm_Error"));
-  json_object_set (e, "ErrorType", json_integer (1));                /* Other */
-  json_object_set (e, "OtherErrorType", json_string ("vhdkit"));
-  json_object_set (e, "CIMStatusCode", json_integer (json_integer_value (json_object_get (j, "ErrorCode")) ? 1 : 0));
+  json_object_set_new (e, "ErrorType", json_integer (1));                /* Other */
+  json_object_set_new (e, "OtherErrorType", json_string ("vhdkit"));
+  json_object_set_new (e, "CIMStatusCode", json_integer (json_integer_value (json_object_get (j, "ErrorCode")) ? 1 : 0));
   json_object_set (e, "Message", json_object_get (j, "ErrorDescription"));
-  json_object_set (e, "MessageID", json_object_get (j, "ErrorCode"));
+  json_object_set_new (e, "MessageID", json_sprintf ("%" JSON_INTEGER_FORMAT,   /* a string in Msvm_Error */
+                                                     json_integer_value (json_object_get (j, "ErrorCode"))));
   json_object_set (e, "ErrorSource", json_object_get (j, "InstanceID"));
   json_object_set_new (out, "Error", e);
   json_decref (j);

@@ -11,7 +11,12 @@
  *               by every request, closed when idle;
  *   jobs.c      Msvm_ConcreteJob: a bounded worker pool, job states,
  *               cancellation, persistence in the state directory;
- *   http.c      the JSON door (HTTP over a Unix socket);
+ *   http.c      the HTTP doors: JSON, on a Unix socket and (--listen)
+ *               on TCP, where /cimom leads to CIM-XML;
+ *   auth.c      the TCP door's credentials (yescrypt hashes, tokens);
+ *   classes.c   the CIM classes: service classes from the method table,
+ *               the property lists of the others;
+ *   cimxml.c    the CIM-XML door (DSP0200/DSP0201, libxml2);
  *   main.c      options, configuration file, signals, start and stop.
  *
  * Values cross the doors as jansson values, typed by the table: a CIM
@@ -159,11 +164,83 @@ void jobs_set_percent (struct job *j, unsigned pct);
 void jobs_shutdown (unsigned deadline_seconds);
 bool jobs_stopping (void);
 
+/* ---- CIM classes (classes.c) ---- */
+#define CP_KEY   1u
+#define CP_ARRAY 2u
+
+struct cim_prop {
+  const char *name;
+  enum cim_type type;
+  unsigned flags;                /* CP_KEY / CP_ARRAY */
+  const char *values;            /* "2=Enabled,3=Disabled": ValueMap and
+                                    Values qualifiers, or NULL */
+  const char *doc;
+};
+
+struct cim_class {
+  const char *name;
+  const char *doc;
+  const struct cim_prop *props;  /* terminated by a NULL name */
+  const char *service_name;      /* a service class (one instance, this
+                                    Name); NULL for the others */
+};
+
+void classes_init (void);                   /* before the doors open */
+int classes_check (void);                   /* problems logged, counted */
+size_t classes_count (void);
+const struct cim_class *classes_at (size_t i);
+const struct cim_class *classes_find (const char *name);   /* any case */
+const struct cim_prop *classes_prop (const struct cim_class *k, const char *name);
+json_t *classes_service_instance (const struct cim_class *k);
+const char *classes_hostname (void);
+
+/* ---- credentials of the TCP door (auth.c) ---- */
+#define AUTH_BASIC  1u
+#define AUTH_BEARER 2u
+/* Load (or, on SIGHUP, replace) the credentials file: 0, or -1 with a
+ * sentence logged and the previous table kept. */
+int auth_load (const char *path);
+/* Incremented by every successful auth_load (per-connection caches). */
+unsigned auth_generation (void);
+/* Check an Authorization header value against the schemes in KINDS.
+ * true, or false with WHY (a sentence for the 401 answer). */
+bool auth_check (const char *header, unsigned kinds, char *why, size_t n);
+/* The helper modes: print an entry for the credentials file.  Exit
+ * status. */
+int auth_hash_password (const char *name);
+int auth_new_token (const char *name);
+
+/* ---- the CIM-XML door (cimxml.c) ---- */
+struct cimxml_exchange {
+  /* in: the HTTP request's headers (NULL when absent) and body */
+  const char *operation, *method, *batch, *protocol_version;
+  const char *body;
+  size_t len;
+  /* out: the answer (body malloc'ed) */
+  unsigned status;
+  const char *cimerror;          /* the CIMError header, or NULL */
+  const char *content_type;
+  char *reply;
+  size_t reply_len;
+};
+void cimxml_init (void);
+void cimxml_serve (struct cimxml_exchange *x);
+
 /* ---- doors ---- */
 /* Run one call of M with IN (already decoded); fills OUT with the out
  * parameters, ReturnValue, Job and ErrorDescription. */
 json_t *dispatch (const struct method *m, json_t *in);
 int http_start_unix (const char *path, unsigned mode, unsigned threads);
+/* --listen: parse SPEC ("ADDR:PORT", "[ADDR]:PORT"); 0, or -1 with a
+ * sentence logged.  *LOOPBACK tells whether the address is a loopback one. */
+int http_listen_check (const char *spec, bool *loopback);
+/* The TLS pair (PEM text) loads and matches: 0, or -1 with a sentence. */
+int http_tls_check (const char *cert, const char *key, const char *cert_path, const char *key_path);
+/* Start the TCP door (both doors on one port); CERT and KEY are PEM
+ * text (both NULL: plain HTTP).  0 or -1 with a sentence logged; the
+ * address actually bound (port 0 picks one) goes to BOUND. */
+int http_start_tcp (const char *spec, const char *cert, const char *key, unsigned threads,
+                    char *bound, size_t n);
 void http_stop (void);
 /* Peer access to the Unix socket: uid/gid allowed? */
 bool access_peer_ok (unsigned uid, unsigned gid);

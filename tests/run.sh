@@ -68,7 +68,7 @@ mkdir -p "$logdir" || exit 1
 
 # Shell tests that are also run against the ASan+UBSan build: whole
 # directories, or single tests by name.
-asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput unit/test-shared-parent-fds)
+asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput unit/test-shared-parent-fds daemon/test-daemon-cimxml-hostile)
 # Unit tests that run many threads on one handle: also under TSan.
 # vhdkitd's many threads (request pool, job workers, registry) under
 # concurrent good and bad calls.
