@@ -277,12 +277,9 @@ handle (void *cls, struct MHD_Connection *conn, const char *url, const char *met
     }
     else
       q->denied = !peer_ok (conn);
-    /* Refuse a body announced too big before it is sent. */
-    const char *cl = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!q->denied && cl && strtoull (cl, NULL, 10) > MAX_BODY) {
-      q->too_big = true;
-      return reply_too_big (conn, cim);
-    }
+    /* A body larger than MAX_BODY is read and dropped, and answered 413
+     * once it is in: answering before it is read would close a socket
+     * with unread data, and the client would see a reset, not the 413. */
     return MHD_YES;
   }
   if (*upload_size) {
