@@ -191,6 +191,8 @@ keep (struct rq *r, void *p, bool doc)
   r->keep[r->nkeep++] = (struct kept) { p, doc };
 }
 
+/* The first error of a request wins: fail (a CIM return code) and
+ * http_fail (an HTTP status and CIMError) keep its sentence. */
 static int fail (struct rq *r, int code, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 static int
 fail (struct rq *r, int code, const char *fmt, ...)
