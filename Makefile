@@ -53,7 +53,7 @@ HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 BENCH_BIN := $(B)/bench/children
 TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
-.PHONY: all deps test run demo asan tsan install fuzz bench soak clean
+.PHONY: sweep all deps test run demo asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
 all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit $(B)/vhdkitd \
      $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
@@ -187,6 +187,13 @@ soak: all
 	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
 	VHDKIT_STRESS_SECONDS=$(STRESS_SOAK_SECONDS) $(B)/tests/test-stress
 	VHDKIT_MTCRASH_RUNS=$(MTCRASH_SOAK_RUNS) VHDKIT_MTCRASH_FULL=1 $(B)/tests/test-mt-crash
+	$(MAKE) sweep
+
+# Every crash and fault sweep at every point; make test visits at most
+# eight points of each (tests/lib.sh, sweep_points).
+SWEEP_TESTS := crash/ rct/test-rct-crash rct/test-rct-merge set/test-set-crash
+sweep: all
+	VHDKIT_SWEEP=full VHDKIT_TEST_TIMEOUT=5400 tests/run.sh --build $(B) $(SWEEP_TESTS)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-dev

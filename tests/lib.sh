@@ -34,6 +34,36 @@ fail () { echo "FAIL: $*" >&2; exit 1; }
 skip () { echo "SKIPPED: $*" >&2; exit 77; }
 info () { echo "# $*" >&2; }
 
+# sweep_points N: the points 1..N (sync points, or Nth I/O) that a crash
+# or fault sweep visits, one per line.  VHDKIT_SWEEP=full (make soak,
+# make sweep) visits every point.  Otherwise at most VHDKIT_SWEEP_MAX
+# (default 8): the first two, the last one, and the rest spread evenly
+# from an offset drawn from VHDKIT_SWEEP_SEED (random unless given; the
+# log names it), so that successive runs of make test cover different
+# points.  To rerun a failure exactly, set VHDKIT_SWEEP_SEED to the seed
+# its log names, or VHDKIT_SWEEP=full.
+if [ -z "${VHDKIT_SWEEP_SEED:-}" ]; then
+  VHDKIT_SWEEP_SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
+fi
+sweep_points () {
+  local n=$1 max=${VHDKIT_SWEEP_MAX:-8}
+  if [ "${VHDKIT_SWEEP:-}" = full ] || [ "$n" -le "$max" ]; then
+    seq 1 "$n"
+    return
+  fi
+  echo "# sweep: $max of $n points (VHDKIT_SWEEP_SEED=$VHDKIT_SWEEP_SEED; VHDKIT_SWEEP=full for every point)" >&2
+  /usr/bin/python3 - "$n" "$max" "$VHDKIT_SWEEP_SEED" <<'PY'
+import random, sys
+n, m, seed = map(int, sys.argv[1:4])
+rest = list(range(3, n))        # 1, 2 and n are always visited
+k = m - 3
+off = random.Random(seed * 1000003 + n).random()
+step = len(rest) / k
+pick = sorted({rest[int((i + off) * step)] for i in range(k)})
+print("\n".join(map(str, [1, 2] + pick + [n])))
+PY
+}
+
 # A tool the test needs: its absence is a failure (make test installs it).
 need () {
   local c

@@ -113,7 +113,7 @@ for name in $OPS; do
   [ "$syncs" -gt 0 ] || fail "$name made no sync"
   info "$name: crashing at each of $syncs sync points"
   seeds="1"; [ "$name" = write ] && seeds="1 2"
-  for n in $(seq 1 "$syncs"); do
+  for n in $(sweep_points "$syncs"); do
     for seed in $seeds; do
       reset_work
       rc=0

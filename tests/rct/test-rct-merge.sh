@@ -64,7 +64,7 @@ VHDKIT_SIM=count VHDKIT_SIM_COUNT_FILE=$T/count "$VHDKIT" merge "$C" > /dev/null
   fail "merge fails under VHDKIT_SIM=count"
 syncs=$(sed -n 's/.*syncs=\([0-9]*\).*/\1/p' "$T/count")
 info "crashing the merge at each of $syncs sync points"
-for n in $(seq 1 "$syncs"); do
+for n in $(sweep_points "$syncs"); do
   reset_work
   rc=0
   VHDKIT_SIM=crash:n=$n:seed=$n "$VHDKIT" merge "$C" > /dev/null 2>&1 || rc=$?

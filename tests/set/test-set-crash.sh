@@ -104,7 +104,7 @@ run_case () {   # run_case NAME COMMAND...
   syncs=$(sed -n 's/.*syncs=\([0-9]*\).*/\1/p' "$T/count")
   [ "${syncs:-0}" -gt 0 ] || fail "$name: no sync to crash at"
   info "$name: crashing at each of $syncs sync points, failing each sync"
-  for n in $(seq 1 "$syncs"); do
+  for n in $(sweep_points "$syncs"); do
     reset_work
     rc=0
     VHDKIT_SIM=crash:n=$n:seed=$((n * 13 + 5)) "$@" "$T/work/d.vhds" >/dev/null 2>&1 || rc=$?
