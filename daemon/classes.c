@@ -112,6 +112,10 @@ static const struct cim_prop vhdstate_props[] = {
   { "Alignment", CIM_UINT32, 0, "0=512 bytes,1=4 KiB", NULL },
   { "FragmentationPercentage", CIM_UINT32, 0, NULL, NULL },
   { "Timestamp", CIM_DATETIME, 0, NULL, NULL },
+  /* vhdkit extras (m_get_state in methods.c), as `vhdkit info` names them. */
+  { "DataWriteGuid", CIM_STRING, 0, NULL, NULL },
+  { "ChainDepth", CIM_UINT32, 0, NULL, NULL },
+  { "AllocatedBytes", CIM_UINT64, 0, NULL, NULL },
   PEND,
 };
 

@@ -143,11 +143,18 @@ def cmd_cm(apidoc, klass, method, wfile, jfile, any_job):
             same_instance(name, jv, wv, errs)
             shown[name] = instance_props(unquote_wbem(wv))[1]
         elif arr:
+            if emb:
+                # wbemcli joins the elements with ","; each is one INSTANCE.
+                elems = [] if wv == '' else re.split(r',(?=<INSTANCE[ >])', wv)
+                shown[name] = [instance_props(unquote_wbem(e))[1] for e in elems]
+                if len(elems) != len(jv):
+                    errs.append('%s: %d instances over CIM-XML, %d over JSON' % (name, len(elems), len(jv)))
+                for k, (e, je) in enumerate(zip(elems, jv)):
+                    same_instance('%s[%d]' % (name, k), je, e, errs)
+                continue
             vals = [] if wv == '' else [typed(t, x) for x in wv.split(',')]
             shown[name] = vals
-            if emb:
-                errs.append('%s: arrays of embedded instances are not compared' % name)
-            elif vals != jv:
+            if vals != jv:
                 errs.append('%s is %r over CIM-XML, %r over JSON' % (name, vals, jv))
         else:
             v = typed(t, unquote_wbem(wv))
