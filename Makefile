@@ -36,6 +36,9 @@ LIB_SRC    := $(wildcard lib/*.c lib/*/*.c) $(COMMON_SRC)
 CLI_SRC    := $(wildcard cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
+# Fuzz targets of vhdkitd's decoders: they link the daemon without its
+# HTTP server and main (tests/fuzz/daemon-stub.h stands in).
+DFUZZ_SRC  := $(wildcard tests/fuzz/fuzz-daemon-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_PKGS := libmicrohttpd jansson libsystemd libxml-2.0 libcrypt gnutls
@@ -45,6 +48,7 @@ CLI_PKGS   := libcurl jansson
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
+DAEMON_CORE_OBJ := $(filter-out $(B)/obj/daemon/http.o $(B)/obj/daemon/main.o,$(DAEMON_OBJ))
 SIM_OBJ  := $(B)/obj/tests/sim/io-sim.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
@@ -159,15 +163,29 @@ fuzz:
 	$(MAKE) B=build-fuzz CC=clang WARN="-Wall -Wextra -Wno-unused-parameter -Werror" \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" \
 	  build-fuzz/libvhdkit.a
-	for n in $(FUZZ_NAMES); do \
+	$(MAKE) B=build-fuzz CC=clang WARN="-Wall -Wextra -Wno-unused-parameter -Werror" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" \
+	  $(DAEMON_CORE_OBJ:$(B)/%=build-fuzz/%)
+	for n in $(filter-out daemon-%,$(FUZZ_NAMES)); do \
 	  clang $(CPPFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined \
 	    tests/fuzz/fuzz-$$n.c build-fuzz/libvhdkit.a -pthread -o build-fuzz/fuzz-$$n || exit 1; \
+	done
+	for n in $(filter daemon-%,$(FUZZ_NAMES)); do \
+	  clang $(CPPFLAGS) -Idaemon $(shell pkg-config --cflags $(DAEMON_PKGS)) -std=c11 -O1 -g \
+	    -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz-$$n.c $(DAEMON_CORE_OBJ:$(B)/%=build-fuzz/%) \
+	    build-fuzz/libvhdkit.a $(shell pkg-config --libs $(DAEMON_PKGS)) -pthread -o build-fuzz/fuzz-$$n || exit 1; \
 	done
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 $(B)/tests/fuzz-%-replay: tests/fuzz/fuzz-%.c tests/fuzz/replay-main.c $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay-main.c $(B)/libvhdkit.a $(LDLIBS)
+
+$(B)/tests/fuzz-daemon-%-replay: tests/fuzz/fuzz-daemon-%.c tests/fuzz/daemon-stub.h tests/fuzz/replay-main.c \
+                                 $(DAEMON_CORE_OBJ) $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Idaemon $(shell pkg-config --cflags $(DAEMON_PKGS)) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< \
+	  tests/fuzz/replay-main.c $(DAEMON_CORE_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(DAEMON_PKGS)) $(LDLIBS)
 
 bench: all
 	bench/run.sh

@@ -161,7 +161,6 @@ rct_size_arrays (struct rct *r, uint64_t size)
   return -1;
 }
 
-static inline bool bit (const uint8_t *b, uint64_t i) { return (b[i / 8] >> (i % 8)) & 1; }
 static inline void setbit (uint8_t *b, uint64_t i) { b[i / 8] |= (uint8_t) (1u << (i % 8)); }
 
 /* ---- the read-only mapping ----
