@@ -72,7 +72,7 @@ asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput uni
 # Unit tests that run many threads on one handle: also under TSan.
 # vhdkitd's many threads (request pool, job workers, registry) under
 # concurrent good and bad calls.
-tsan_shells=(daemon/test-daemon-json-hostile)
+tsan_shells=(daemon/test-daemon-json-hostile daemon/test-daemon-load)
 tsan_units=(test-stress test-disk-threads test-inflight test-mt-crash)
 
 # ---- collect the tests -------------------------------------------------
