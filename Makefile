@@ -193,6 +193,7 @@ bench: all
 	bench/set.sh
 	bench/threads.sh
 	bench/children.sh
+	bench/daemon.sh
 
 # The model tests with many more steps (hours on 2 cores; make test
 # runs a few thousand), and the threaded stress test for longer.
