@@ -215,6 +215,29 @@ J=$(echo "$FJ" | sed -n 's/.*InstanceID="\([^"]*\)".*/\1/p')
 cm_same Msvm_ConcreteJob "Msvm_ConcreteJob.InstanceID=\"$J\"" GetError "" "{\"InstanceID\":\"$J\"}"
 grep -q 'junk.vhdx' "$T/w.out" || fail "GetError does not carry the message: $(cat "$T/w.out")"
 
+# A running job cancelled over CIM-XML: converting 1 GiB of data, then
+# RequestStateChange(4) while it runs; it ends Terminated (8) with an
+# ErrorCode, short of 100 %, and leaves no damaged file.
+{ yes vhdkit || true; } | head -c $((1024 * M)) > "$DISKS/data.img"
+wbemcli cm "$NS:$IMS" "ConvertVirtualHardDisk.SourcePath=$DISKS/data.img,VirtualDiskSettingData=$(sd "$DISKS/big.vhdx" 3 0)" > "$T/w.out"
+CJ=$(sed -n 's/.*Job (reference): \(.*\)$/\1/p' "$T/w.out")
+[ -n "$CJ" ] || fail "the 1 GiB convert started no job: $(cat "$T/w.out")"
+sleep 0.3
+wbemcli cm "$BASE/$CJ" "RequestStateChange.RequestedState=4" > "$T/w.out" 2>&1 || fail "cm RequestStateChange: $(cat "$T/w.out")"
+for i in $(seq 300); do
+  wbemcli -nl gi "$BASE/$CJ" JobState,ErrorCode,PercentComplete > "$T/job"
+  grep -qx -- '-JobState=4' "$T/job" || break
+  sleep 0.1
+done
+case $(sed -n 's/.*RequestStateChange: \([0-9]*\).*/\1/p' "$T/w.out")/$(sed -n 's/^-JobState=//p' "$T/job") in
+  0/8) grep -q -- '-ErrorCode=[1-9]' "$T/job" && ! grep -qx -- '-PercentComplete=100' "$T/job" ||
+         fail "a terminated job should carry an ErrorCode and stop short of 100 %: $(cat "$T/job")" ;;
+  4097/7) fail "the 1 GiB convert finished within 0.3 s: the cancel was not tested" ;;
+  *) fail "cancel over CIM-XML: $(cat "$T/w.out") / $(cat "$T/job")" ;;
+esac
+if [ -e "$DISKS/big.vhdx" ]; then "$VHDKIT" check "$DISKS/big.vhdx" >/dev/null || fail "a cancelled convert left a damaged file"; fi
+rm -f "$DISKS/data.img" "$DISKS/big.vhdx"
+
 # ein / ei of jobs: every job the JSON door lists.
 wbemcli ein "$NS:Msvm_ConcreteJob" > "$T/ein" || fail "ein Msvm_ConcreteJob failed"
 wbemcli ei "$NS:Msvm_ConcreteJob" JobState,ErrorCode > "$T/ei" || fail "ei Msvm_ConcreteJob failed"
