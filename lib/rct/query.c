@@ -192,6 +192,16 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
       p += RCT_L1_PER_PAGE;
       continue;
     }
+    /* In a view, the same from the L1 page of P once it is read (the
+     * rest of it, from P on). */
+    if (view && p < r->npages && !r->any_recovered) {
+      uint64_t next = (p / RCT_L1_PER_PAGE + 1) * RCT_L1_PER_PAGE;
+      if (rct_l1_read (r, &l1c, p / RCT_L1_PER_PAGE) == -1) goto fail;
+      if (l1c.newest <= gen && next * RCT_PER_PAGE * g <= grown) {
+        p = next;
+        continue;
+      }
+    }
     bool rec = r->any_recovered && ((r->recovered[p / 8] >> (p % 8)) & 1);
     /* The summary of the page (RCT-9). */
     uint32_t smax = 0, ssecond = 0;

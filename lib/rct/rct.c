@@ -249,8 +249,9 @@ rct_l1_cursor_free (struct rct_l1_cursor *c)
 }
 
 /* The bytes of L1 page J in *OUT, read with the pages after it in the
- * same batch.  A batch wholly inside a hole of the file is not read: it
- * is zeros (pages never written), as a read would give. */
+ * same batch.  A batch wholly inside a hole of the file is not read: its
+ * pages are zeros (never written), as a read would give, and *OUT is
+ * NULL for them. */
 static int
 l1_page (struct rct *r, struct rct_l1_cursor *c, uint64_t j, const uint8_t **out)
 {
@@ -270,9 +271,8 @@ l1_page (struct rct *r, struct rct_l1_cursor *c, uint64_t j, const uint8_t **out
         }
       }
     }
-    if (at + len <= c->data)
-      memset (c->buf, 0, len);
-    else {
+    c->zeros = at + len <= c->data;
+    if (!c->zeros) {
       ssize_t n = io_pread (r->io, c->buf, len, at);
       if (n < 0) {
         set_error_errno (errno, "%s: read tracking summary page %" PRIu64, r->path, first);
@@ -283,7 +283,7 @@ l1_page (struct rct *r, struct rct_l1_cursor *c, uint64_t j, const uint8_t **out
     c->first = first;
     c->count = count;
   }
-  *out = c->buf + (j - c->first) * RCT_PAGE;
+  *out = c->zeros ? NULL : c->buf + (j - c->first) * RCT_PAGE;
   return 0;
 }
 
@@ -303,7 +303,7 @@ rct_l1_read (struct rct *r, struct rct_l1_cursor *c, uint64_t j)
   if (c->j == j) return 0;
   const uint8_t *b;
   if (l1_page (r, c, j, &b) == -1) return -1;
-  int st = rct_check_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch));
+  int st = b ? rct_check_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch)) : 1;
   /* A damaged or lost summary page is rebuilt from its leaves (a
    * damaged leaf counts as all changed now); so is an entry holding
    * values a writer never produces. */
@@ -311,6 +311,13 @@ rct_l1_read (struct rct *r, struct rct_l1_cursor *c, uint64_t j)
   uint32_t *tags = NULL;
   uint64_t first = j * RCT_L1_PER_PAGE;
   c->j = UINT64_MAX;
+  c->newest = 0;
+  if (!lost && st != 0) {
+    /* Never written: no tags under it. */
+    memset (&c->sums, 0, sizeof c->sums);
+    c->j = j;
+    return 0;
+  }
   for (unsigned k = 0; k < RCT_L1_PER_PAGE; k++) {
     uint32_t max = 0, second = 0;
     uint16_t top = 0;
@@ -332,6 +339,7 @@ rct_l1_read (struct rct *r, struct rct_l1_cursor *c, uint64_t j)
     c->sums.max[k] = max;
     c->sums.second[k] = second;
     c->sums.top[k] = top;
+    if (max > c->newest) c->newest = max;
   }
   free (tags);
   c->j = j;

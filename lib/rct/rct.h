@@ -157,8 +157,10 @@ struct rct_sums {
 struct rct_l1_cursor {
   uint8_t *buf;                  /* RCT_L1_BATCH pages from page first */
   uint64_t first, count;
+  bool zeros;                    /* the batch lies in a hole: not read */
   uint64_t probe, data, hole;    /* the file's first data extent [data, hole) at or after probe */
   uint64_t j;                    /* the page in sums; UINT64_MAX: none */
+  uint32_t newest;               /* the largest of sums.max */
   bool rebuilt;                  /* a page read was (partly) rebuilt from its leaves */
   struct rct_sums sums;
 };
