@@ -1,13 +1,17 @@
 # vhdkit — plain GNU make.  `make` builds everything into build/.
 #   make test    install what is missing, build (plain, ASan+UBSan, TSan), run the suite
-#   make run     install what is missing, build, run the demonstration
+#   make run     install what is missing, build, start vhdkitd in the
+#                foreground on ./var/ and print how to call it
+#   make demo    a short run of the vhdkit CLI
 #   make install install the library, header, pkg-config file, CLI and man
 #                page under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make fuzz    build libFuzzer targets and run each for FUZZ_SECONDS
 #   make bench   run the benchmarks in bench/ (long)
 #   make soak    run the change-tracking model test for a million steps,
 #                the VHD Set model test for SET_SOAK_STEPS (default 20000)
-#                and the threaded stress test for STRESS_SOAK_SECONDS
+#                the threaded stress test for STRESS_SOAK_SECONDS, and the
+#                power-loss test with MTCRASH_SOAK_RUNS threaded runs and its
+#                whole fault sweep
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -33,22 +37,30 @@ CLI_SRC    := $(wildcard cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
+DAEMON_PKGS := libmicrohttpd jansson libsystemd libxml-2.0 libcrypt gnutls
+# The CLI calls vhdkitd with --connect (cli/remote.c).
+CLI_PKGS   := libcurl jansson
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 SIM_OBJ  := $(B)/obj/tests/sim/io-sim.o
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
+# Benchmark programs that a test runs too (the others are built by their
+# bench/*.sh).
+BENCH_BIN := $(B)/bench/children
 TEST_CPPFLAGS := -Itests/unit -Itests/sim
 
-.PHONY: all deps test run asan tsan install fuzz bench soak clean
+.PHONY: all deps test run demo asan tsan install fuzz bench soak clean
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz-%.c=$(B)/tests/fuzz-%-replay)
-all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit \
-     $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY)
+all: $(B)/libvhdkit.a $(B)/$(SONAME) $(B)/libvhdkit.so $(B)/vhdkit.pc $(B)/vhdkit $(B)/vhdkitd \
+     $(B)/tests/vhdkit-sim $(UNIT_BIN) $(HELPER_BIN) $(FUZZ_REPLAY) $(BENCH_BIN)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(EXTRA_CPPFLAGS) $(ALLCFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libvhdkit.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -66,14 +78,20 @@ $(B)/vhdkit.pc: vhdkit.pc.in include/vhdkit.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
+$(CLI_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(CLI_PKGS))
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
+
+# The service (daemon/, docs/vhdkitd.8.md).
+$(DAEMON_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(DAEMON_PKGS))
+$(B)/vhdkitd: $(DAEMON_OBJ) $(B)/libvhdkit.a
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(DAEMON_PKGS)) $(LDLIBS)
 
 # The CLI with the io simulator (tests/sim, docs/IO-SIM.md) linked in,
 # for the shell tests that set VHDKIT_SIM.  Not installed.
 $(B)/tests/vhdkit-sim: $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
 
 # Unit tests and helpers link the static library and the simulator.
 $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdkit.a
@@ -84,6 +102,11 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdki
 $(B)/tests/%: tests/helpers/%.c $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(SIM_OBJ) $(B)/libvhdkit.a $(LDLIBS)
+
+# Benchmark programs see the public header only, as a user's program does.
+$(B)/bench/%: bench/%.c include/vhdkit.h $(B)/libvhdkit.a
+	@mkdir -p $(dir $@)
+	$(CC) -D_GNU_SOURCE -Iinclude $(ALLCFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvhdkit.a $(LDLIBS)
 
 deps:
 	@scripts/install-deps.sh
@@ -104,11 +127,15 @@ test: deps
 
 run: deps
 	$(MAKE) -j$(NPROC) all
+	scripts/run-daemon.sh
+
+demo: all
 	scripts/demo.sh
 
-install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit
+install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit $(B)/vhdkitd
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvhdkit.so
 	install -m 0644 $(B)/libvhdkit.a $(DESTDIR)$(LIBDIR)/libvhdkit.a
@@ -118,6 +145,9 @@ install: $(B)/$(SONAME) $(B)/libvhdkit.a $(B)/vhdkit
 	    > $(DESTDIR)$(PKGCONFIGDIR)/vhdkit.pc
 	install -m 0755 $(B)/vhdkit $(DESTDIR)$(BINDIR)/vhdkit
 	go-md2man -in docs/vhdkit.1.md -out $(DESTDIR)$(MANDIR)/man1/vhdkit.1
+	install -m 0755 $(B)/vhdkitd $(DESTDIR)$(BINDIR)/vhdkitd
+	go-md2man -in docs/vhdkitd.8.md -out $(DESTDIR)$(MANDIR)/man8/vhdkitd.8
+	sed -e 's|@BINDIR@|$(BINDIR)|g' scripts/vhdkitd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/vhdkitd.service
 
 # libFuzzer targets: each tests/fuzz/fuzz-NAME.c runs for FUZZ_SECONDS
 # (default 30 minutes each) from its seeds; crashers land in
@@ -144,16 +174,19 @@ bench: all
 	bench/rct.sh
 	bench/set.sh
 	bench/threads.sh
+	bench/children.sh
 
 # The model tests with many more steps (hours on 2 cores; make test
 # runs a few thousand), and the threaded stress test for longer.
 SOAK_STEPS ?= 1000000
 SET_SOAK_STEPS ?= 20000
 STRESS_SOAK_SECONDS ?= 1800
+MTCRASH_SOAK_RUNS ?= 400
 soak: all
 	VHDKIT_RCT_MODEL_STEPS=$(SOAK_STEPS) $(B)/tests/test-rct-model
 	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
 	VHDKIT_STRESS_SECONDS=$(STRESS_SOAK_SECONDS) $(B)/tests/test-stress
+	VHDKIT_MTCRASH_RUNS=$(MTCRASH_SOAK_RUNS) VHDKIT_MTCRASH_FULL=1 $(B)/tests/test-mt-crash
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-dev

@@ -18,6 +18,14 @@
  * (progress made, ranges sorted, non-empty and inside what was
  * processed): a backup must never act on a wrong answer, so a violation
  * fails the command with 32768 instead of being printed.
+ *
+ * Through vhdkitd (--connect) the pages come from GetVirtualDiskChanges,
+ * which answers for the whole window in one reply (up to the library's
+ * cap of ranges): the reply is kept and served page by page with the
+ * library's paging rule (a page of --max-ranges ranges ends where its
+ * last range ends, and the next range starts after a gap), so that
+ * every option prints what it prints locally.  The service does not
+ * say how a range was last changed: --kinds is refused there.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +36,7 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 struct range {
   uint64_t offset, length;
@@ -352,13 +361,160 @@ print_json (struct source *s, uint64_t processed, bool kinds)
 
 /* ---- The verb ---- */
 
+/* Through vhdkitd: the last reply, for [offset, offset + processed). */
+struct reply {
+  json_t *path;                 /* the image, as sent */
+  bool valid;                   /* a reply is held */
+  uint64_t offset, processed;
+  uint64_t *offsets, *lengths;
+  size_t count, next;           /* ranges; the first not yet served */
+};
+
 struct query {
-  struct vhdkit_disk *d;
+  struct vhdkit_disk *d;        /* locally */
+  struct reply *remote;         /* through vhdkitd */
   const char *path, *limit_id, *target;
   uint64_t offset, length;
   size_t max_ranges;
   bool all;
 };
+
+static void
+reply_clear (struct reply *r)
+{
+  free (r->offsets);
+  free (r->lengths);
+  r->offsets = r->lengths = NULL;
+  r->count = r->next = 0;
+  r->processed = 0;
+  r->valid = false;
+}
+
+/* Ask the service for [OFFSET, OFFSET+LENGTH) into R. */
+static int
+reply_fetch (const struct query *q, struct reply *r, uint64_t offset,
+             uint64_t length)
+{
+  static const char method[] = "GetVirtualDiskChanges";
+  json_t *out, *offs, *lens, *o, *l;
+  json_int_t processed;
+  size_t i, n;
+  int st;
+
+  reply_clear (r);
+  st = remote_run (REMOTE_IMS, method,
+                   json_pack ("{s:O, s:s, s:s?, s:I, s:I}", "Path", r->path,
+                              "LimitId", q->limit_id, "TargetSnapshotId",
+                              q->target, "ByteOffset", (json_int_t) offset,
+                              "ByteLength", (json_int_t) length), 0, &out);
+  if (st != 0)
+    return st;
+  st = remote_unpack (out, method, "{s:I, s:o, s:o}",
+                      "ProcessedByteLength", &processed,
+                      "ChangedByteOffsets", &offs,
+                      "ChangedByteLengths", &lens);
+  n = json_array_size (offs);
+  if (st == 0 && (!json_is_array (offs) || !json_is_array (lens) ||
+                  json_array_size (lens) != n || processed < 0))
+    st = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered %s with "
+                    "arrays of different lengths or a negative length",
+                    q->path, method);
+  if (st == 0 && n > 0 &&
+      ((r->offsets = malloc (n * sizeof *r->offsets)) == NULL ||
+       (r->lengths = malloc (n * sizeof *r->lengths)) == NULL))
+    st = cli_error (VHDKIT_RC_OUT_OF_MEMORY, "out of memory");
+  for (i = 0; st == 0 && i < n; i++) {
+    o = json_array_get (offs, i);
+    l = json_array_get (lens, i);
+    if (!json_is_integer (o) || !json_is_integer (l) ||
+        json_integer_value (o) < 0 || json_integer_value (l) < 0)
+      st = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered %s with a "
+                      "range that is not two non-negative integers",
+                      q->path, method);
+    else {
+      r->offsets[i] = (uint64_t) json_integer_value (o);
+      r->lengths[i] = (uint64_t) json_integer_value (l);
+    }
+  }
+  json_decref (out);
+  if (st != 0) {
+    reply_clear (r);
+    return st;
+  }
+  r->offset = offset;
+  r->processed = (uint64_t) processed;
+  r->count = n;
+  r->valid = true;
+  return 0;
+}
+
+/* One page of [OFFSET, OFFSET+LENGTH) from the service's reply, cut as
+ * the library cuts pages.  The ranges stay R's. */
+static int
+reply_page (const struct query *q, struct reply *r, uint64_t offset,
+            uint64_t length, struct vhdkit_changes *c)
+{
+  size_t cap = q->max_ranges ? q->max_ranges : VHDKIT_CHANGES_DEFAULT_MAX;
+  bool fetched = false;
+  int st;
+
+  for (;;) {
+    bool inside = r->valid && offset >= r->offset &&
+      offset - r->offset <= r->processed;
+    size_t avail = r->count - r->next;
+    bool complete = inside &&
+      r->offset + r->processed == offset + length;
+
+    /* Ranges before OFFSET were served already; anything else means the
+     * reply is not for this page. */
+    if (inside && avail > 0 && r->offsets[r->next] < offset)
+      inside = false;
+    /* The library's page is full when one more range than CAP would
+     * open: more than CAP are left, or CAP and the service stopped at
+     * its own cap (it found more). */
+    bool full = inside && (avail > cap || (avail == cap && !complete));
+    if (full || (inside && complete)) {
+      c->count = full ? cap : avail;
+      c->offsets = r->offsets + r->next;
+      c->lengths = r->lengths + r->next;
+      c->kinds = NULL;
+      /* A full page ends where its last range ends (§3.5). */
+      c->processed = full
+        ? c->offsets[cap - 1] + c->lengths[cap - 1] - offset : length;
+      r->next += c->count;
+      return 0;
+    }
+    if (fetched)                /* a fresh reply that covers too little */
+      return cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered "
+                        "GetVirtualDiskChanges for less than the window "
+                        "without filling a page", q->path);
+    if ((st = reply_fetch (q, r, offset, length)) != 0)
+      return st;
+    fetched = true;
+  }
+}
+
+/* One page, from the library or the service. */
+static int
+get_page (const struct query *q, uint64_t offset, uint64_t length,
+          struct vhdkit_changes *c)
+{
+  if (q->remote)
+    return reply_page (q, q->remote, offset, length, c);
+  if (vhdkit_disk_get_changes (q->d, q->limit_id, q->target, offset, length,
+                               q->max_ranges, c) == -1)
+    return cli_lib_error ();
+  return 0;
+}
+
+static void
+release_page (const struct query *q, struct vhdkit_changes *c)
+{
+  if (q->remote)                /* its ranges are the reply's */
+    memset (c, 0, sizeof *c);
+  else
+    vhdkit_changes_free (c);
+}
 
 /* Ask for the window page by page (one page unless --all), feeding the
  * ranges to O.  *PROCESSED is the total processed. */
@@ -372,10 +528,8 @@ page_through (const struct query *q, struct output *o, uint64_t *processed,
   do {
     struct vhdkit_changes c = VHDKIT_CHANGES_INIT;
 
-    if (vhdkit_disk_get_changes (q->d, q->limit_id, q->target,
-                                 q->offset + done, q->length - done,
-                                 q->max_ranges, &c) == -1)
-      return cli_lib_error ();
+    if ((st = get_page (q, q->offset + done, q->length - done, &c)) != 0)
+      return st;
     st = check_page (q->path, &c, q->offset + done, q->length - done,
                      q->max_ranges, o->kinds);
     if (st == 0 && first) {     /* one page, printed from its arrays */
@@ -386,7 +540,7 @@ page_through (const struct query *q, struct output *o, uint64_t *processed,
     if (st == 0)
       st = emit_page (o, &c);
     done += c.processed;
-    vhdkit_changes_free (&c);
+    release_page (q, &c);
     if (st != 0)
       return st;
   } while (q->all && done < q->length);
@@ -420,9 +574,59 @@ query (const struct query *q, bool json, bool kinds)
              " bytes; continue at offset %" PRIu64 "\n", cli_verb_name,
              processed, q->length, q->offset + processed);
   }
-  vhdkit_changes_free (&page);
+  release_page (q, &page);
   if (o.spool)
     fclose (o.spool);
+  return st;
+}
+
+/* Check the window against the disk's SIZE, default its length, and
+ * answer. */
+static int
+window_query (struct query *q, const struct cli_opt *opts, uint64_t size,
+              bool kinds)
+{
+  if (!cli_given (opts, "length") && q->offset > size)
+    return cli_error (VHDKIT_RC_INVALID_PARAMETER,
+                      "%s: offset %" PRIu64 " is beyond the end of the disk "
+                      "(%" PRIu64 " bytes)", q->path, q->offset, size);
+  if (!cli_given (opts, "length"))
+    q->length = size - q->offset;
+  return query (q, cli_json, kinds);
+}
+
+static int
+run_remote (struct query *q, const struct cli_opt *opts, bool kinds)
+{
+  struct reply r = { .path = NULL };
+  json_int_t size;
+  json_t *sd;
+  int st;
+
+  if (kinds)
+    return remote_unsupported ("--kinds", "the service does not say how "
+                               "each range was last changed");
+  /* What the library refuses before it looks at the disk. */
+  if (q->max_ranges > VHDKIT_CHANGES_MAX_CAP)
+    return cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: a cap of %zu ranges "
+                      "would exceed the memory cap of %u ranges per call; "
+                      "page with a smaller cap", q->path, q->max_ranges,
+                      VHDKIT_CHANGES_MAX_CAP);
+  if ((r.path = remote_path (q->path)) == NULL)
+    return CLI_EXIT_FAILURE;
+  st = remote_run (REMOTE_IMS, "GetVirtualHardDiskSettingData",
+                   json_pack ("{s:O}", "Path", r.path), 0, &sd);
+  if (st == 0) {
+    st = remote_unpack (sd, "GetVirtualHardDiskSettingData", "{s:{s:I}}",
+                        "SettingData", "MaxInternalSize", &size);
+    json_decref (sd);
+  }
+  if (st == 0) {
+    q->remote = &r;
+    st = window_query (q, opts, (uint64_t) size, false);
+  }
+  reply_clear (&r);
+  json_decref (r.path);
   return st;
 }
 
@@ -467,22 +671,16 @@ run (int argc, char **argv)
   q.max_ranges = (size_t) max_ranges;
   q.all = all;
   q.path = ops[0];
+  if (remote_socket ())
+    return run_remote (&q, opts, kinds);
 
   q.d = vhdkit_disk_open (q.path, VHDKIT_OPEN_RDONLY);
   if (q.d == NULL)
     return cli_lib_error ();
   if (vhdkit_disk_get_size (q.d, &info.virtual_size, &info.logical_sector_size) == -1)
     r = cli_lib_error ();
-  else if (!cli_given (opts, "length") && q.offset > info.virtual_size)
-    r = cli_error (VHDKIT_RC_INVALID_PARAMETER,
-                   "%s: offset %" PRIu64 " is beyond the end of the disk "
-                   "(%" PRIu64 " bytes)", q.path, q.offset,
-                   info.virtual_size);
-  else {
-    if (!cli_given (opts, "length"))
-      q.length = info.virtual_size - q.offset;
-    r = query (&q, cli_json, kinds);
-  }
+  else
+    r = window_query (&q, opts, info.virtual_size, kinds);
   if (vhdkit_disk_close (q.d) == -1 && r == CLI_EXIT_OK)
     r = cli_lib_error ();
   return r;

@@ -8,12 +8,18 @@
  * --repair first opens the image read-write once: that replays a pending
  * VHDX log into the file and flushes (what a crash leaves behind).  It
  * mends nothing else; the check that follows says what remains.
+ *
+ * Through vhdkitd it is ValidateVirtualHardDisk: a sound image prints
+ * what it prints here; a job that fails (problems found, or not
+ * checkable) is reported as the service's error, which names the number
+ * of problems and the first one.  --repair is not available there.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 struct problems {
   const char *path;
@@ -39,6 +45,37 @@ report (void *opaque, const char *problem)
   pr->count++;
 }
 
+/* --json: the result; ITEMS holds COUNT problems already as JSON. */
+static void
+print_json (const char *path, bool valid, const char *items, size_t count)
+{
+  printf ("{\n  \"Path\": ");
+  cli_json_string (stdout, path);
+  printf (",\n  \"Valid\": %s,\n  \"Problems\": [%s%s]\n}\n",
+          valid ? "true" : "false", items, count ? "\n  " : "");
+}
+
+static int
+run_remote (const char *path, int repair)
+{
+  json_t *p, *out;
+
+  if (repair)
+    return remote_unsupported ("--repair", "the service checks without "
+                               "changing anything; run 'vhdkit check "
+                               "--repair' without --connect once vhdkitd "
+                               "has closed the image");
+  if ((p = remote_path (path)) == NULL)
+    return CLI_EXIT_FAILURE;
+  if (remote_run (REMOTE_IMS, "ValidateVirtualHardDisk",
+                  json_pack ("{s:o}", "Path", p), 0, &out) != CLI_EXIT_OK)
+    return CLI_EXIT_FAILURE;
+  json_decref (out);
+  if (cli_json)
+    print_json (path, true, "", 0);
+  return CLI_EXIT_OK;
+}
+
 static int
 run (int argc, char **argv)
 {
@@ -57,6 +94,8 @@ run (int argc, char **argv)
   r = cli_parse_args (&cli_verb_check, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return run_remote (ops[0], repair);
   pr.path = ops[0];
   pr.path_len = strlen (pr.path);
   if (repair) {
@@ -79,12 +118,8 @@ run (int argc, char **argv)
     status = cli_error (VHDKIT_RC_OUT_OF_MEMORY, "%s: out of memory",
                         pr.path);
   else {
-    if (cli_json) {
-      printf ("{\n  \"Path\": ");
-      cli_json_string (stdout, pr.path);
-      printf (",\n  \"Valid\": %s,\n  \"Problems\": [%s%s]\n}\n",
-              r == 0 ? "true" : "false", items, pr.count ? "\n  " : "");
-    }
+    if (cli_json)
+      print_json (pr.path, r == 0, items, pr.count);
     status = r == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
   }
   free (items);

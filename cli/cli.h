@@ -43,6 +43,10 @@ extern const struct cli_verb cli_verb_create, cli_verb_info, cli_verb_check,
 extern const char *cli_verb_name;
 extern int cli_json;
 
+/* The operands cli_parse_args found (for the "held by vhdkitd" hint). */
+extern char **cli_operands;
+extern int cli_noperands;
+
 /* ---- Options ---- */
 enum cli_opt_kind {
   CLI_OPT_SET,       /* no argument: stores .value in an int */
@@ -102,7 +106,8 @@ extern const struct cli_choice cli_convert_type_choices[];
   CLI_FLAG ("progress", (mode), 1, "always show a progress bar on stderr"), \
   CLI_FLAG ("no-progress", (mode), 0, "never show a progress bar")
 
-/* Parse ARGC/ARGV against OPTS (plus -h/--help).  Returns CLI_CONTINUE
+/* Parse ARGC/ARGV against OPTS (plus -h/--help and --connect SOCKET,
+ * which every verb takes: see remote.h).  Returns CLI_CONTINUE
  * with *OPERANDS pointing at exactly VERB->noperands operands, or the
  * exit status to return: 0 after --help, 2 after a usage error (already
  * printed). */
@@ -127,7 +132,8 @@ int cli_usage (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 /* "vhdkit: VERB: NAME (CODE): SENTENCE" on stderr, and in --json mode
  * {"ReturnValue":CODE,"ErrorDescription":SENTENCE} on stdout.
  * Both return CLI_EXIT_FAILURE.  cli_lib_error reports the library's
- * last error. */
+ * last error; when that is 32774 (in use) and a vhdkitd holds one of
+ * the operands open, the sentence ends by naming its socket. */
 int cli_error (uint32_t code, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 int cli_lib_error (void);
@@ -166,6 +172,9 @@ struct cli_progress {
 void cli_progress_begin (struct cli_progress *p, int mode);
 /* A vhdkit_progress_fn; OPAQUE is the struct cli_progress. */
 int cli_progress_update (void *opaque, uint64_t done, uint64_t total);
+/* The same bar from a percentage alone (a job of vhdkitd: no rate).
+ * Non-zero once SIGINT or SIGTERM arrived. */
+int cli_progress_percent (struct cli_progress *p, unsigned pct);
 void cli_progress_end (struct cli_progress *p);
 
 

@@ -3,9 +3,36 @@
  * With --existing the copy goes into an image that already exists (for
  * a full backup onto a tracked disk); DST then keeps its own layout, so
  * the options that choose one are refused.
+ *
+ * Through vhdkitd it is ConvertVirtualHardDisk, into a new VHDX only.
  */
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
+
+static int
+run_remote (const char *src, const char *dst,
+            const struct vhdkit_create_params *p, int progress)
+{
+  json_t *s, *sd, *out;
+
+  if (p->existing)
+    return remote_unsupported ("--existing", "the service converts into a "
+                               "new image only");
+  if ((s = remote_path (src)) == NULL)
+    return CLI_EXIT_FAILURE;
+  if ((sd = remote_setting_data (dst, p)) == NULL) {
+    json_decref (s);
+    return CLI_EXIT_FAILURE;
+  }
+  if (remote_run (REMOTE_IMS, "ConvertVirtualHardDisk",
+                  json_pack ("{s:o, s:o}", "SourcePath", s,
+                             "VirtualDiskSettingData", sd),
+                  progress, &out) != CLI_EXIT_OK)
+    return CLI_EXIT_FAILURE;
+  json_decref (out);
+  return CLI_EXIT_OK;
+}
 
 static int
 run (int argc, char **argv)
@@ -38,6 +65,8 @@ run (int argc, char **argv)
                         "its own layout)", layout[i]);
   }
   p.existing = existing;
+  if (remote_socket ())
+    return run_remote (ops[0], ops[1], &p, progress);
 
   cli_progress_begin (&prog, progress);
   p.progress = cli_progress_update;

@@ -1,9 +1,27 @@
 /* vhdkit create: make a new image (fixed, dynamic or differencing VHDX,
  * or raw) from command-line options.  The library checks the values; this
  * file only catches the combinations that make no sense as a command.
+ * Through vhdkitd it is CreateVirtualHardDisk (VHDX only).
  */
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
+
+static int
+run_remote (const char *path, const struct vhdkit_create_params *p,
+            int progress)
+{
+  json_t *sd = remote_setting_data (path, p), *out;
+
+  if (sd == NULL)
+    return CLI_EXIT_FAILURE;
+  if (remote_run (REMOTE_IMS, "CreateVirtualHardDisk",
+                  json_pack ("{s:o}", "VirtualDiskSettingData", sd),
+                  progress, &out) != CLI_EXIT_OK)
+    return CLI_EXIT_FAILURE;
+  json_decref (out);
+  return CLI_EXIT_OK;
+}
 
 static int
 run (int argc, char **argv)
@@ -35,6 +53,9 @@ run (int argc, char **argv)
     return cli_usage ("--type differencing needs --parent");
   if (p.parent == NULL && !cli_given (opts, "size"))
     return cli_usage ("--size is required (unless --parent is given)");
+
+  if (remote_socket ())
+    return run_remote (ops[0], &p, progress);
 
   cli_progress_begin (&prog, progress);   /* only fixed images report */
   p.progress = cli_progress_update;

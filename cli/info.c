@@ -5,6 +5,11 @@
  * A differencing image whose parent (or a further ancestor) is missing is
  * still described: the image is reopened without its chain and a warning
  * names the cause.
+ *
+ * Through vhdkitd (--connect) the same fields come from
+ * GetVirtualHardDiskSettingData and GetVirtualHardDiskState; InUse and
+ * Alignment are then the service's (it holds the disk open: InUse is
+ * true).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 static const char *
 format_name (int format)
@@ -73,6 +79,98 @@ open_image (const char *path, char **why)
   return d;
 }
 
+/* The properties of I; ALIGNMENT and IN_USE are the caller's to say. */
+static void
+print_info (const struct vhdkit_disk_info *i, uint64_t alignment, bool in_use)
+{
+  const struct cli_field f[] = {
+    { "Path", CLI_BOTH, CLI_STR, i->path, 0 },
+    { "Format", CLI_TEXT, CLI_STR, format_name (i->format), 0 },
+    { "Format", CLI_JSON, CLI_NUM, NULL, (uint64_t) i->format },
+    { "FormatName", CLI_JSON, CLI_STR, format_name (i->format), 0 },
+    { "Type", CLI_TEXT, CLI_STR, type_name (i->type), 0 },
+    { "Type", CLI_JSON, CLI_NUM, NULL, (uint64_t) i->type },
+    { "TypeName", CLI_JSON, CLI_STR, type_name (i->type), 0 },
+    { "ParentPath", CLI_BOTH, CLI_STR, nonempty (i->parent_path), 0 },
+    { "MaxInternalSize", CLI_BOTH, CLI_NUM, NULL, i->virtual_size },
+    { "MinInternalSize", CLI_BOTH, CLI_NUM, NULL, i->min_internal_size },
+    { "BlockSize", CLI_BOTH, CLI_NUM, NULL, i->block_size },
+    { "LogicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i->logical_sector_size },
+    { "PhysicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i->physical_sector_size },
+    { "VirtualDiskId", CLI_BOTH, CLI_STR, nonempty (i->virtual_disk_id), 0 },
+    { "FileSize", CLI_BOTH, CLI_NUM, NULL, i->file_size },
+    { "FragmentationPercentage", CLI_BOTH, CLI_NUM, NULL,
+      i->fragmentation_percentage },
+    { "Alignment", CLI_BOTH, CLI_NUM, NULL, alignment },
+    { "InUse", CLI_BOTH, CLI_BOOL, NULL, in_use },
+    { "DataWriteGuid", CLI_BOTH, CLI_STR, nonempty (i->data_write_guid), 0 },
+    { "ParentLinkage", CLI_BOTH, CLI_STR, nonempty (i->parent_linkage), 0 },
+    { "ChainDepth", CLI_BOTH, CLI_NUM, NULL, i->chain_depth },
+    { "AllocatedBytes", CLI_BOTH, CLI_NUM, NULL, i->allocated_bytes },
+  };
+
+  cli_print_fields (f, sizeof f / sizeof f[0], cli_json);
+}
+
+/* PATH through vhdkitd. */
+static int
+run_remote (const char *path)
+{
+  struct vhdkit_disk_info i = VHDKIT_DISK_INFO_INIT;
+  json_t *p = remote_path (path), *sd = NULL, *st = NULL;
+  const char *parent, *linkage, *id, *dwg;
+  json_int_t type, format, size, bs, lss, pss, fsize, minsize, align, frag,
+    depth, alloc;
+  int in_use, r;
+
+  if (p == NULL)
+    return CLI_EXIT_FAILURE;
+  r = remote_run (REMOTE_IMS, "GetVirtualHardDiskSettingData",
+                  json_pack ("{s:O}", "Path", p), 0, &sd);
+  if (r == CLI_EXIT_OK)
+    r = remote_run (REMOTE_IMS, "GetVirtualHardDiskState",
+                    json_pack ("{s:O}", "Path", p), 0, &st);
+  json_decref (p);
+  if (r == CLI_EXIT_OK)
+    r = remote_unpack (sd, "GetVirtualHardDiskSettingData",
+                       "{s:{s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s}}",
+                       "SettingData", "Type", &type, "Format", &format,
+                       "ParentPath", &parent, "ParentIdentifier", &linkage,
+                       "MaxInternalSize", &size, "BlockSize", &bs,
+                       "LogicalSectorSize", &lss, "PhysicalSectorSize", &pss,
+                       "VirtualDiskId", &id);
+  if (r == CLI_EXIT_OK)
+    r = remote_unpack (st, "GetVirtualHardDiskState",
+                       "{s:{s:I, s:b, s:I, s:I, s:I, s:s, s:I, s:I}}",
+                       "State", "FileSize", &fsize, "InUse", &in_use,
+                       "MinInternalSize", &minsize, "Alignment", &align,
+                       "FragmentationPercentage", &frag,
+                       "DataWriteGuid", &dwg, "ChainDepth", &depth,
+                       "AllocatedBytes", &alloc);
+  if (r == CLI_EXIT_OK) {
+    i.path = path;              /* as named, as the local verb prints it */
+    i.format = (int) format;
+    i.type = (int) type;
+    i.parent_path = parent;
+    i.virtual_size = (uint64_t) size;
+    i.min_internal_size = (uint64_t) minsize;
+    i.block_size = (uint32_t) bs;
+    i.logical_sector_size = (uint32_t) lss;
+    i.physical_sector_size = (uint32_t) pss;
+    i.file_size = (uint64_t) fsize;
+    i.fragmentation_percentage = (unsigned) frag;
+    i.chain_depth = (unsigned) depth;
+    i.allocated_bytes = (uint64_t) alloc;
+    snprintf (i.virtual_disk_id, sizeof i.virtual_disk_id, "%s", id);
+    snprintf (i.data_write_guid, sizeof i.data_write_guid, "%s", dwg);
+    snprintf (i.parent_linkage, sizeof i.parent_linkage, "%s", linkage);
+    print_info (&i, (uint64_t) align, in_use);
+  }
+  json_decref (sd);
+  json_decref (st);
+  return r;
+}
+
 static int
 run (int argc, char **argv)
 {
@@ -88,6 +186,8 @@ run (int argc, char **argv)
   r = cli_parse_args (&cli_verb_info, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return run_remote (ops[0]);
 
   d = open_image (ops[0], &why);
   if (d == NULL)
@@ -97,37 +197,10 @@ run (int argc, char **argv)
   else if (why && i.type != VHDKIT_TYPE_DIFFERENCING)
     r = cli_error (VHDKIT_RC_FILE_NOT_FOUND, "%s", why);
   else {
-    const struct cli_field f[] = {
-      { "Path", CLI_BOTH, CLI_STR, i.path, 0 },
-      { "Format", CLI_TEXT, CLI_STR, format_name (i.format), 0 },
-      { "Format", CLI_JSON, CLI_NUM, NULL, (uint64_t) i.format },
-      { "FormatName", CLI_JSON, CLI_STR, format_name (i.format), 0 },
-      { "Type", CLI_TEXT, CLI_STR, type_name (i.type), 0 },
-      { "Type", CLI_JSON, CLI_NUM, NULL, (uint64_t) i.type },
-      { "TypeName", CLI_JSON, CLI_STR, type_name (i.type), 0 },
-      { "ParentPath", CLI_BOTH, CLI_STR, nonempty (i.parent_path), 0 },
-      { "MaxInternalSize", CLI_BOTH, CLI_NUM, NULL, i.virtual_size },
-      { "MinInternalSize", CLI_BOTH, CLI_NUM, NULL, i.min_internal_size },
-      { "BlockSize", CLI_BOTH, CLI_NUM, NULL, i.block_size },
-      { "LogicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i.logical_sector_size },
-      { "PhysicalSectorSize", CLI_BOTH, CLI_NUM, NULL, i.physical_sector_size },
-      { "VirtualDiskId", CLI_BOTH, CLI_STR, nonempty (i.virtual_disk_id), 0 },
-      { "FileSize", CLI_BOTH, CLI_NUM, NULL, i.file_size },
-      { "FragmentationPercentage", CLI_BOTH, CLI_NUM, NULL,
-        i.fragmentation_percentage },
-      /* VHDX blocks sit at 1 MiB multiples; raw has no blocks. */
-      { "Alignment", CLI_BOTH, CLI_NUM, NULL, 1 },
-      { "InUse", CLI_BOTH, CLI_BOOL, NULL, 0 },
-      { "DataWriteGuid", CLI_BOTH, CLI_STR, nonempty (i.data_write_guid), 0 },
-      { "ParentLinkage", CLI_BOTH, CLI_STR, nonempty (i.parent_linkage), 0 },
-      { "ChainDepth", CLI_BOTH, CLI_NUM, NULL, i.chain_depth },
-      { "AllocatedBytes", CLI_BOTH, CLI_NUM, NULL, i.allocated_bytes },
-    };
-    size_t n = sizeof f / sizeof f[0];
-
     if (why)
       cli_warning ("parent chain not opened: %s", why);
-    cli_print_fields (f, n, cli_json);
+    /* VHDX blocks sit at 1 MiB multiples; raw has no blocks. */
+    print_info (&i, 1, false);
     r = CLI_EXIT_OK;
   }
   free (why);

@@ -9,6 +9,10 @@
  * last state durable.  checkpoint prints the new RCT ID only once the
  * image is closed, so a script never records an ID whose reference
  * point might not have reached the disk.
+ *
+ * Through vhdkitd: enable and disable are SetChangeTracking (after
+ * GetChangeTrackingState, so that they refuse what the library refuses),
+ * status is GetChangeTrackingState, checkpoint CreateReferencePoint.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 /* Close D; a failure there fails a command that had succeeded. */
 static int
@@ -23,6 +28,69 @@ close_disk (struct vhdkit_disk *d, int r)
 {
   if (vhdkit_disk_close (d) == -1 && r == CLI_EXIT_OK)
     r = cli_lib_error ();
+  return r;
+}
+
+/* ---- through vhdkitd ---- */
+
+/* GetChangeTrackingState of the image P (a JSON path) into *ST. */
+static int
+remote_status (json_t *p, struct vhdkit_rct_status *st)
+{
+  const char *id, *epoch, *problem;
+  json_int_t granularity, generation;
+  int enabled, newer, recovered, r;
+  json_t *out;
+
+  if (remote_run (REMOTE_CTS, "GetChangeTrackingState",
+                  json_pack ("{s:O}", "Path", p), 0, &out) != CLI_EXIT_OK)
+    return CLI_EXIT_FAILURE;
+  r = remote_unpack (out, "GetChangeTrackingState",
+                     "{s:b, s:b, s:s, s:I, s:s, s:I, s:b, s:s}",
+                     "Enabled", &enabled, "NewerChanges", &newer,
+                     "MostRecentId", &id, "Granularity", &granularity,
+                     "Epoch", &epoch, "Generation", &generation,
+                     "Recovered", &recovered, "Problem", &problem);
+  if (r == CLI_EXIT_OK) {
+    st->enabled = enabled;
+    st->newer_changes = newer;
+    snprintf (st->most_recent_id, sizeof st->most_recent_id, "%s", id);
+    st->granularity = (uint32_t) granularity;
+    snprintf (st->epoch, sizeof st->epoch, "%s", epoch);
+    st->generation = (uint32_t) generation;
+    st->recovered = recovered;
+    snprintf (st->problem, sizeof st->problem, "%s", problem);
+  }
+  json_decref (out);
+  return r;
+}
+
+/* rct enable (ENABLE) or disable of PATH. */
+static int
+remote_set_tracking (const char *path, bool enable, uint32_t granularity)
+{
+  struct vhdkit_rct_status st = VHDKIT_RCT_STATUS_INIT;
+  json_t *p = remote_path (path), *out;
+  int r;
+
+  if (p == NULL)
+    return CLI_EXIT_FAILURE;
+  r = remote_status (p, &st);
+  if (r == CLI_EXIT_OK && enable && st.enabled)
+    r = cli_error (VHDKIT_RC_INVALID_STATE, "%s: change tracking is "
+                   "already enabled", path);
+  else if (r == CLI_EXIT_OK && !enable && !st.enabled)
+    r = cli_error (VHDKIT_RC_INVALID_STATE, "%s: change tracking is not "
+                   "enabled", path);
+  else if (r == CLI_EXIT_OK) {
+    r = remote_run (REMOTE_CTS, "SetChangeTracking",
+                    json_pack ("{s:O, s:b, s:I}", "Path", p, "Enabled",
+                               enable, "Granularity",
+                               (json_int_t) granularity), 0, &out);
+    if (r == CLI_EXIT_OK)
+      json_decref (out);
+  }
+  json_decref (p);
   return r;
 }
 
@@ -47,6 +115,8 @@ run_enable (int argc, char **argv)
   r = cli_parse_args (&verb_enable, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return remote_set_tracking (ops[0], true, granularity);
 
   d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
   if (d == NULL)
@@ -76,6 +146,8 @@ run_disable (int argc, char **argv)
   r = cli_parse_args (&verb_disable, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return remote_set_tracking (ops[0], false, 0);
 
   d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
   if (d == NULL)
@@ -110,14 +182,26 @@ run_status (int argc, char **argv)
   if (r != CLI_CONTINUE)
     return r;
 
-  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
-  if (d == NULL)
-    return cli_lib_error ();
-  if (vhdkit_rct_status (d, &st) == -1)
-    return close_disk (d, cli_lib_error ());
-  r = close_disk (d, CLI_EXIT_OK);
-  if (r != CLI_EXIT_OK)
-    return r;
+  if (remote_socket ()) {
+    json_t *p = remote_path (ops[0]);
+
+    if (p == NULL)
+      return CLI_EXIT_FAILURE;
+    r = remote_status (p, &st);
+    json_decref (p);
+    if (r != CLI_EXIT_OK)
+      return r;
+  }
+  else {
+    d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
+    if (d == NULL)
+      return cli_lib_error ();
+    if (vhdkit_rct_status (d, &st) == -1)
+      return close_disk (d, cli_lib_error ());
+    r = close_disk (d, CLI_EXIT_OK);
+    if (r != CLI_EXIT_OK)
+      return r;
+  }
 
   /* Never trust the library to have terminated its strings. */
   st.most_recent_id[sizeof st.most_recent_id - 1] = '\0';
@@ -162,12 +246,30 @@ run_checkpoint (int argc, char **argv)
   if (r != CLI_CONTINUE)
     return r;
 
-  d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
-  if (d == NULL)
-    return cli_lib_error ();
   memset (id, 0, sizeof id);
-  r = vhdkit_rct_checkpoint (d, id) == -1 ? cli_lib_error () : CLI_EXIT_OK;
-  r = close_disk (d, r);
+  if (remote_socket ()) {
+    json_t *p = remote_path (ops[0]), *out;
+    const char *rid;
+
+    if (p == NULL)
+      return CLI_EXIT_FAILURE;
+    r = remote_run (REMOTE_CTS, "CreateReferencePoint",
+                    json_pack ("{s:o}", "Path", p), 0, &out);
+    if (r != CLI_EXIT_OK)
+      return r;
+    r = remote_unpack (out, "CreateReferencePoint", "{s:s}",
+                       "ResilientChangeTrackingId", &rid);
+    if (r == CLI_EXIT_OK)
+      snprintf (id, sizeof id, "%s", rid);
+    json_decref (out);
+  }
+  else {
+    d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDWR);
+    if (d == NULL)
+      return cli_lib_error ();
+    r = vhdkit_rct_checkpoint (d, id) == -1 ? cli_lib_error () : CLI_EXIT_OK;
+    r = close_disk (d, r);
+  }
   if (r != CLI_EXIT_OK)
     return r;
   id[sizeof id - 1] = '\0';

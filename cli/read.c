@@ -2,7 +2,8 @@
  * up to CLI_CHUNK aligned to CLI_CHUNK.  Output stops at the end of the
  * disk (--length is a maximum, as for head -c), so that one command can
  * view a disk before and after a resize.  If stdout goes away (EPIPE)
- * the command stops quietly with exit status 1.
+ * the command stops quietly with exit status 1.  With --connect it is
+ * refused: vhdkitd has no method for a disk's data yet.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 static int
 write_all (int fd, const char *buf, size_t n)
@@ -72,6 +74,10 @@ run (int argc, char **argv)
   r = cli_parse_args (&cli_verb_read, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return remote_unsupported ("read", "the service has no method that moves "
+                               "a disk's data yet; run it without --connect "
+                               "once vhdkitd has closed the image");
 
   d = vhdkit_disk_open (ops[0], VHDKIT_OPEN_RDONLY);
   if (d == NULL)

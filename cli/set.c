@@ -14,6 +14,12 @@
  * Disk verbs (read, write, info, check, rct, changes) take SET.vhds for
  * the leaf and SET.vhds@ID for a snapshot; nothing here is needed for
  * those.
+ *
+ * Through vhdkitd (--connect) each sub-verb calls the method it is named
+ * after (snapshot and apply: Vhdkit_VHDSetService.TakeSnapshot and
+ * ApplySnapshot) and prints what it prints locally; the options the
+ * service has no parameter for (convert --output, --granularity and
+ * --no-tracking, snapshot --id) are refused.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +29,8 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
+#include "cimtime.h"
 
 /* ISO 8601 UTC with microseconds. */
 static void
@@ -55,6 +63,30 @@ parse_time (const char *s, int64_t *ns)
   time_t t = timegm (&tm);
   if (t < 0) return -1;
   *ns = (int64_t) t * 1000000000 + frac;
+  return 0;
+}
+
+/* The strings of the JSON array A, pointing into A, in *OUT (an array
+ * to free).  0, or -1 if A is no array of strings. */
+static int
+strings_of (json_t *a, char ***out, size_t *n)
+{
+  size_t i;
+  json_t *v;
+
+  *out = NULL;
+  *n = 0;
+  if (!json_is_array (a))
+    return -1;
+  *out = calloc (json_array_size (a) + 1, sizeof **out);
+  if (*out == NULL)
+    return -1;
+  json_array_foreach (a, i, v) {
+    if (!json_is_string (v))
+      return -1;
+    (*out)[i] = (char *) json_string_value (v);
+  }
+  *n = json_array_size (a);
   return 0;
 }
 
@@ -94,6 +126,29 @@ run_convert (int argc, char **argv)
   if (r != CLI_CONTINUE) return r;
   if (no_tracking && cli_given (opts, "granularity"))
     return cli_usage ("--granularity and --no-tracking exclude each other");
+  if (remote_socket ()) {
+    static const char *const local_only[] = {
+      "output", "granularity", "no-tracking",
+    };
+    json_t *p, *out;
+
+    for (size_t i = 0; i < sizeof local_only / sizeof local_only[0]; i++) {
+      if (cli_given (opts, local_only[i])) {
+        char what[32];
+        snprintf (what, sizeof what, "--%s", local_only[i]);
+        return remote_unsupported (what, "the service makes IMAGE.vhds "
+                                   "beside the image, with tracking at "
+                                   "the default granularity");
+      }
+    }
+    if ((p = remote_path (ops[0])) == NULL)
+      return CLI_EXIT_FAILURE;
+    if (remote_run (REMOTE_IMS, "ConvertVirtualHardDiskToVHDSet",
+                    json_pack ("{s:o}", "VirtualHardDiskPath", p), 0, &out))
+      return CLI_EXIT_FAILURE;
+    json_decref (out);
+    return CLI_EXIT_OK;
+  }
   if (vhdkit_set_convert (ops[0], output, no_tracking ? UINT32_MAX : granularity) == -1)
     return cli_lib_error ();
   return CLI_EXIT_OK;
@@ -121,7 +176,26 @@ run_snapshot (int argc, char **argv)
   };
   int r = cli_parse_args (&verb_snapshot, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE) return r;
-  if (vhdkit_set_snapshot (ops[0], id, out) == -1)
+  if (remote_socket ()) {
+    json_t *p, *res;
+    const char *sid;
+
+    if (id)
+      return remote_unsupported ("--id", "the service chooses the "
+                                 "snapshot's ID");
+    if ((p = remote_path (ops[0])) == NULL)
+      return CLI_EXIT_FAILURE;
+    if (remote_run (REMOTE_VSS, "TakeSnapshot",
+                    json_pack ("{s:o}", "VHDSetPath", p), 0, &res))
+      return CLI_EXIT_FAILURE;
+    r = remote_unpack (res, "TakeSnapshot", "{s:s}", "SnapshotId", &sid);
+    if (r == CLI_EXIT_OK)
+      snprintf (out, sizeof out, "%s", sid);
+    json_decref (res);
+    if (r != CLI_EXIT_OK)
+      return r;
+  }
+  else if (vhdkit_set_snapshot (ops[0], id, out) == -1)
     return cli_lib_error ();
   if (cli_json) {
     printf ("{\"ReturnValue\":0,\"SnapshotId\":");
@@ -142,19 +216,11 @@ static const struct cli_verb verb_snapshot = {
 
 static const struct cli_verb verb_info;
 
-static int
-run_info (int argc, char **argv)
+static void
+print_info (const struct vhdkit_set_info *ip)
 {
-  char **ops;
-  struct cli_opt opts[] = {
-    CLI_FLAG ("json", &cli_json, 1, "print Msvm_VHDSetInformation as JSON"),
-    CLI_END,
-  };
-  int r = cli_parse_args (&verb_info, opts, argc, argv, &ops);
-  if (r != CLI_CONTINUE) return r;
-  struct vhdkit_set_info i = VHDKIT_SET_INFO_INIT;
-  if (vhdkit_set_get_info (ops[0], &i) == -1)
-    return cli_lib_error ();
+  struct vhdkit_set_info i = *ip;
+
   if (cli_json) {
     printf ("{\"ReturnValue\":0,\"Path\":");
     cli_json_string (stdout, i.path);
@@ -174,6 +240,59 @@ run_info (int argc, char **argv)
     printf ("AllPaths:\n");
     for (size_t k = 0; k < i.n_all_paths; k++) printf ("  %s\n", i.all_paths[k]);
   }
+}
+
+/* GetVHDSetInformation with AllPaths; the leaf is the first of them. */
+static int
+remote_info (const char *set)
+{
+  struct vhdkit_set_info i = VHDKIT_SET_INFO_INIT;
+  json_t *p = remote_path (set), *out, *ids, *all;
+  const char *path;
+  int r;
+
+  if (p == NULL)
+    return CLI_EXIT_FAILURE;
+  if (remote_run (REMOTE_IMS, "GetVHDSetInformation",
+                  json_pack ("{s:o, s:[i]}", "VHDSetPath", p,
+                             "AdditionalInformation", 2), 0, &out))
+    return CLI_EXIT_FAILURE;
+  r = remote_unpack (out, "GetVHDSetInformation", "{s:{s:s, s:o, s:o}}",
+                     "Information", "Path", &path, "SnapshotIdList", &ids,
+                     "AllPaths", &all);
+  if (r == CLI_EXIT_OK &&
+      (strings_of (ids, &i.snapshot_ids, &i.n_snapshot_ids) == -1 ||
+       strings_of (all, &i.all_paths, &i.n_all_paths) == -1))
+    r = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered "
+                   "GetVHDSetInformation with lists that are not strings",
+                   set);
+  if (r == CLI_EXIT_OK) {
+    i.path = (char *) path;
+    i.leaf_path = i.n_all_paths ? i.all_paths[0] : (char *) "";
+    print_info (&i);
+  }
+  free (i.snapshot_ids);
+  free (i.all_paths);
+  json_decref (out);
+  return r;
+}
+
+static int
+run_info (int argc, char **argv)
+{
+  char **ops;
+  struct cli_opt opts[] = {
+    CLI_FLAG ("json", &cli_json, 1, "print Msvm_VHDSetInformation as JSON"),
+    CLI_END,
+  };
+  int r = cli_parse_args (&verb_info, opts, argc, argv, &ops);
+  if (r != CLI_CONTINUE) return r;
+  if (remote_socket ())
+    return remote_info (ops[0]);
+  struct vhdkit_set_info i = VHDKIT_SET_INFO_INIT;
+  if (vhdkit_set_get_info (ops[0], &i) == -1)
+    return cli_lib_error ();
+  print_info (&i);
   vhdkit_set_info_free (&i);
   return CLI_EXIT_OK;
 }
@@ -186,6 +305,10 @@ static const struct cli_verb verb_info = {
 /* ---- set snapshots ---- */
 
 static const struct cli_verb verb_snapshots;
+static void print_snapshots (struct vhdkit_snapshot_info **s, size_t n,
+                             int parents);
+static int remote_snapshots (const char *set, const char **ids, size_t nids,
+                             int parents);
 
 static int
 run_snapshots (int argc, char **argv)
@@ -212,11 +335,24 @@ run_snapshots (int argc, char **argv)
   if (idlist && nids == 0) { free (copy); return cli_usage ("--id needs at least one GUID"); }
   struct vhdkit_snapshot_info **s;
   size_t n;
+  if (remote_socket ()) {
+    r = remote_snapshots (ops[0], ids, nids, parents);
+    free (copy);
+    return r;
+  }
   if (vhdkit_set_get_snapshots (ops[0], ids, nids, parents, &s, &n) == -1) {
     free (copy);
     return cli_lib_error ();
   }
   free (copy);
+  print_snapshots (s, n, parents);
+  vhdkit_snapshots_free (s, n);
+  return CLI_EXIT_OK;
+}
+
+static void
+print_snapshots (struct vhdkit_snapshot_info **s, size_t n, int parents)
+{
   if (cli_json) printf ("{\"ReturnValue\":0,\"Snapshots\":[");
   for (size_t k = 0; k < n; k++) {
     char tm[64];
@@ -246,8 +382,70 @@ run_snapshots (int argc, char **argv)
     }
   }
   if (cli_json) printf ("]}\n");
-  vhdkit_snapshots_free (s, n);
-  return CLI_EXIT_OK;
+}
+
+/* GetVHDSnapshotInformation: the records, as the library gives them. */
+static int
+remote_snapshots (const char *set, const char **ids, size_t nids,
+                  int parents)
+{
+  static const char method[] = "GetVHDSnapshotInformation";
+  json_t *p = remote_path (set), *idv = NULL, *out, *list, *v;
+  struct vhdkit_snapshot_info *recs = NULL, **s = NULL;
+  size_t n = 0, k;
+  int r;
+
+  if (p == NULL)
+    return CLI_EXIT_FAILURE;
+  if (nids && (idv = json_array ()) != NULL)
+    for (k = 0; k < nids; k++)
+      json_array_append_new (idv, json_string (ids[k]));
+  if (remote_run (REMOTE_IMS, method,
+                  json_pack ("{s:o, s:o?, s:o?}", "VHDSetPath", p,
+                             "SnapshotIds", idv, "AdditionalInformation",
+                             parents ? json_pack ("[i]", 2) : NULL),
+                  0, &out))
+    return CLI_EXIT_FAILURE;
+  r = remote_unpack (out, method, "{s:o}", "SnapshotInformation", &list);
+  if (r == CLI_EXIT_OK && !json_is_array (list))
+    r = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered %s without a "
+                   "list of records", set, method);
+  n = r == CLI_EXIT_OK ? json_array_size (list) : 0;
+  if (r == CLI_EXIT_OK && ((recs = calloc (n + 1, sizeof *recs)) == NULL ||
+                           (s = calloc (n + 1, sizeof *s)) == NULL))
+    r = cli_error (VHDKIT_RC_OUT_OF_MEMORY, "out of memory");
+  json_array_foreach (r == CLI_EXIT_OK ? list : NULL, k, v) {
+    const char *fp, *sid, *sp, *ct, *rct;
+    json_t *pp;
+
+    r = remote_unpack (v, method, "{s:s, s:s, s:s, s:o, s:s, s:s}",
+                       "FilePath", &fp, "SnapshotId", &sid,
+                       "SnapshotPath", &sp, "ParentPathsList", &pp,
+                       "CreationTime", &ct,
+                       "ResilientChangeTrackingId", &rct);
+    if (r != CLI_EXIT_OK)
+      break;
+    s[k] = &recs[k];
+    recs[k].file_path = (char *) fp;
+    recs[k].snapshot_path = (char *) sp;
+    snprintf (recs[k].snapshot_id, sizeof recs[k].snapshot_id, "%s", sid);
+    snprintf (recs[k].rct_id, sizeof recs[k].rct_id, "%s", rct);
+    if (cim_datetime_parse (ct, &recs[k].creation_time_ns) == -1 ||
+        strings_of (pp, &recs[k].parent_paths, &recs[k].n_parent_paths) == -1) {
+      r = cli_error (VHDKIT_RC_FAILED, "%s: vhdkitd answered %s with a "
+                     "record whose CreationTime or ParentPathsList is not "
+                     "as expected", set, method);
+      break;
+    }
+  }
+  if (r == CLI_EXIT_OK)
+    print_snapshots (s, n, parents);
+  for (k = 0; recs && k < n; k++)
+    free (recs[k].parent_paths);
+  free (recs);
+  free (s);
+  json_decref (out);
+  return r;
 }
 
 static const struct cli_verb verb_snapshots = {
@@ -272,6 +470,18 @@ run_delete (int argc, char **argv)
   };
   int r = cli_parse_args (&verb_delete, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE) return r;
+  if (remote_socket ()) {
+    json_t *p = remote_path (ops[0]), *out;
+    if (p == NULL
+        || remote_run (REMOTE_IMS, "DeleteVHDSnapshot",
+                       json_pack ("{s:o, s:s, s:b}", "VHDSetPath", p,
+                                  "SnapshotId", ops[1],
+                                  "PersistReferenceSnapshot", persist),
+                       progress, &out))
+      return CLI_EXIT_FAILURE;
+    json_decref (out);
+    return CLI_EXIT_OK;
+  }
   struct cli_progress prog;
   cli_progress_begin (&prog, progress);
   r = vhdkit_set_delete_snapshot (ops[0], ops[1], persist, cli_progress_update, &prog);
@@ -294,6 +504,15 @@ run_optimize (int argc, char **argv)
   struct cli_opt opts[] = { CLI_OPTS_PROGRESS (&progress), CLI_END };
   int r = cli_parse_args (&verb_optimize, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE) return r;
+  if (remote_socket ()) {
+    json_t *p = remote_path (ops[0]), *out;
+    if (p == NULL
+        || remote_run (REMOTE_IMS, "OptimizeVHDSet",
+                       json_pack ("{s:o}", "VHDSetPath", p), progress, &out))
+      return CLI_EXIT_FAILURE;
+    json_decref (out);
+    return CLI_EXIT_OK;
+  }
   struct cli_progress prog;
   cli_progress_begin (&prog, progress);
   r = vhdkit_set_optimize (ops[0], cli_progress_update, &prog);
@@ -317,6 +536,16 @@ run_apply (int argc, char **argv)
   struct cli_opt opts[] = { CLI_END };
   int r = cli_parse_args (&verb_apply, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE) return r;
+  if (remote_socket ()) {
+    json_t *p = remote_path (ops[0]), *out;
+    if (p == NULL
+        || remote_run (REMOTE_VSS, "ApplySnapshot",
+                       json_pack ("{s:o, s:s}", "VHDSetPath", p,
+                                  "SnapshotId", ops[1]), 0, &out))
+      return CLI_EXIT_FAILURE;
+    json_decref (out);
+    return CLI_EXIT_OK;
+  }
   return vhdkit_set_apply_snapshot (ops[0], ops[1]) == -1 ? cli_lib_error () : CLI_EXIT_OK;
 }
 
@@ -328,6 +557,35 @@ static const struct cli_verb verb_apply = {
 /* ---- set set-info ---- */
 
 static const struct cli_verb verb_setinfo;
+
+/* SetVHDSnapshotInformation with the record INFO of SET. */
+static int
+remote_setinfo (const char *set, const struct vhdkit_snapshot_info *info,
+                bool has_time)
+{
+  json_t *p = remote_path (set), *sp = NULL, *out;
+  char ct[40] = "";
+
+  if (p == NULL)
+    return CLI_EXIT_FAILURE;
+  if (info->snapshot_path && (sp = remote_path (info->snapshot_path)) == NULL) {
+    json_decref (p);
+    return CLI_EXIT_FAILURE;
+  }
+  if (has_time)
+    cim_datetime_format (info->creation_time_ns, ct, sizeof ct);
+  if (remote_run (REMOTE_IMS, "SetVHDSnapshotInformation",
+                  json_pack ("{s:{s:s, s:o, s:s, s:o, s:s, s:s}}",
+                             "Information",
+                             "__CLASS", "Msvm_VHDSnapshotInformation",
+                             "FilePath", p, "SnapshotId", info->snapshot_id,
+                             "SnapshotPath", sp ? sp : json_string (""),
+                             "ResilientChangeTrackingId", info->rct_id,
+                             "CreationTime", ct), 0, &out))
+    return CLI_EXIT_FAILURE;
+  json_decref (out);
+  return CLI_EXIT_OK;
+}
 
 static int
 run_setinfo (int argc, char **argv)
@@ -360,6 +618,8 @@ run_setinfo (int argc, char **argv)
   }
   if (ctime && parse_time (ctime, &info.creation_time_ns) == -1)
     return cli_usage ("--creation-time: '%s' is not YYYY-MM-DDTHH:MM:SS[.frac]Z or a number", ctime);
+  if (remote_socket ())
+    return remote_setinfo (ops[0], &info, ctime != NULL);
   return vhdkit_set_set_snapshot_info (ops[0], &info) == -1 ? cli_lib_error () : CLI_EXIT_OK;
 }
 

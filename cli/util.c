@@ -14,9 +14,12 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 const char *cli_verb_name;
 int cli_json;
+char **cli_operands;
+int cli_noperands;
 
 const struct cli_choice cli_format_choices[] = {
   { "vhdx", VHDKIT_FORMAT_VHDX }, { "raw", VHDKIT_FORMAT_RAW }, { NULL, 0 },
@@ -81,6 +84,7 @@ cli_parse_number (const char *s, uint64_t max, uint64_t *out)
 
 #define MAX_OPTS 32
 #define OPT_BASE 256            /* getopt values: OPT_BASE + table index */
+#define OPT_CONNECT 'C'         /* --connect, taken by every verb */
 #define HELP_COLUMN 24
 
 static void
@@ -101,6 +105,8 @@ print_help (const struct cli_verb *verb, const struct cli_opt *opts)
     else
       printf ("  %-*s %s\n", HELP_COLUMN, left, o->help);
   }
+  printf ("  %-*s %s\n", HELP_COLUMN, "--connect=SOCKET",
+          "call vhdkitd on SOCKET instead of opening files");
   printf ("  %-*s %s\n", HELP_COLUMN, "-h, --help", "show this help and exit");
 }
 
@@ -146,7 +152,7 @@ int
 cli_parse_args (const struct cli_verb *verb, struct cli_opt *opts,
                 int argc, char **argv, char ***operands)
 {
-  struct option longopts[MAX_OPTS + 2];
+  struct option longopts[MAX_OPTS + 3];
   size_t n;
   int c, nops;
 
@@ -159,6 +165,8 @@ cli_parse_args (const struct cli_verb *verb, struct cli_opt *opts,
     };
   }
   longopts[n++] = (struct option) { "help", no_argument, NULL, 'h' };
+  longopts[n++] = (struct option) { "connect", required_argument, NULL,
+                                    OPT_CONNECT };
   longopts[n] = (struct option) { NULL, 0, NULL, 0 };
 
   opterr = 0;                   /* our messages, not getopt's */
@@ -170,6 +178,12 @@ cli_parse_args (const struct cli_verb *verb, struct cli_opt *opts,
     }
     if (c == ':')
       return cli_usage ("option '%s' requires an argument", argv[optind - 1]);
+    if (c == OPT_CONNECT) {
+      if (*optarg == '\0')
+        return cli_usage ("--connect needs the path of vhdkitd's socket");
+      remote_set_socket (optarg);
+      continue;
+    }
     if (c == '?') {
       if (optopt >= OPT_BASE)
         return cli_usage ("option '--%s' does not take an argument",
@@ -190,6 +204,8 @@ cli_parse_args (const struct cli_verb *verb, struct cli_opt *opts,
     return cli_usage ("unexpected operand '%s'",
                       argv[optind + verb->noperands]);
   *operands = &argv[optind];
+  cli_operands = *operands;
+  cli_noperands = verb->noperands;
   return CLI_CONTINUE;
 }
 
@@ -286,10 +302,28 @@ cli_lib_error (void)
 {
   const char *s = vhdkit_get_error ();
   uint32_t code = vhdkit_get_error_code ();
+  char *copy, *socket;
+  int r;
 
-  /* A failure never reads "Completed with No Error". */
-  return report (code != VHDKIT_RC_OK ? code : VHDKIT_RC_FAILED,
-                 s && *s ? s : "unknown error");
+  if (code != VHDKIT_RC_IN_USE)
+    /* A failure never reads "Completed with No Error". */
+    return report (code != VHDKIT_RC_OK ? code : VHDKIT_RC_FAILED,
+                   s && *s ? s : "unknown error");
+
+  /* In use: perhaps by the service, which the user can go through.
+   * Copy the sentence first: asking the service may replace it. */
+  copy = strdup (s && *s ? s : "the image is in use");
+  if (copy == NULL)
+    return report (code, "the image is in use");
+  socket = remote_holder (cli_operands, cli_noperands);
+  if (socket)
+    r = cli_error (code, "%s; it is held by vhdkitd: use --connect %s",
+                   copy, socket);
+  else
+    r = report (code, copy);
+  free (socket);
+  free (copy);
+  return r;
 }
 
 int
@@ -432,34 +466,52 @@ cli_progress_begin (struct cli_progress *p, int mode)
   catch (SIGTERM, &p->old_term);
 }
 
-int
-cli_progress_update (void *opaque, uint64_t done, uint64_t total)
+/* Draw PCT (0 to 100) and, unless BYTES is negative, the rate of
+ * BYTES done so far; at most ten times a second unless FINAL. */
+static void
+draw (struct cli_progress *p, double pct, double bytes, bool final)
 {
   static const char hashes[BAR_WIDTH + 1] = "##############################";
-  struct cli_progress *p = opaque;
   struct timespec now;
-  double secs, pct;
+  double secs;
   int fill;
 
-  if (interrupted)
-    return 1;
-  if (!p->draw)
-    return 0;
   clock_gettime (CLOCK_MONOTONIC, &now);
-  if (p->drawn && done < total && seconds (&p->last, &now) < REDRAW_NS / 1e9)
-    return 0;
+  if (p->drawn && !final && seconds (&p->last, &now) < REDRAW_NS / 1e9)
+    return;
   p->last = now;
   p->drawn = true;
-
-  pct = total ? 100.0 * (double) done / (double) total : 0.0;
   if (pct > 100.0)
     pct = 100.0;
   fill = (int) (pct * BAR_WIDTH / 100.0);
-  secs = seconds (&p->start, &now);
-  fprintf (stderr, "\r[%.*s%*s] %3d%% %8.1f MiB/s", fill, hashes,
-           BAR_WIDTH - fill, "", (int) pct,
-           secs > 0 ? (double) done / 1048576.0 / secs : 0.0);
+  fprintf (stderr, "\r[%.*s%*s] %3d%%", fill, hashes, BAR_WIDTH - fill, "",
+           (int) pct);
+  if (bytes >= 0) {
+    secs = seconds (&p->start, &now);
+    fprintf (stderr, " %8.1f MiB/s",
+             secs > 0 ? bytes / 1048576.0 / secs : 0.0);
+  }
+}
+
+int
+cli_progress_update (void *opaque, uint64_t done, uint64_t total)
+{
+  struct cli_progress *p = opaque;
+
+  if (interrupted)
+    return 1;
+  if (p->draw)
+    draw (p, total ? 100.0 * (double) done / (double) total : 0.0,
+          (double) done, done >= total);
   return 0;
+}
+
+int
+cli_progress_percent (struct cli_progress *p, unsigned pct)
+{
+  if (p->draw)
+    draw (p, pct, -1, pct >= 100);
+  return interrupted != 0;
 }
 
 void

@@ -6,6 +6,8 @@
  * a tail that is not a whole number of sectors is refused after the
  * chunks before it have been written.  With --length the check comes
  * first.  Closing the disk flushes; its result decides the exit status.
+ * With --connect it is refused: vhdkitd has no method for a disk's data
+ * yet.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +17,7 @@
 
 #include "vhdkit.h"
 #include "cli.h"
+#include "remote.h"
 
 /* Read up to N bytes, fewer only at end of input; -1 on error. */
 static ssize_t
@@ -112,6 +115,10 @@ run (int argc, char **argv)
   r = cli_parse_args (&cli_verb_write, opts, argc, argv, &ops);
   if (r != CLI_CONTINUE)
     return r;
+  if (remote_socket ())
+    return remote_unsupported ("write", "the service has no method that moves "
+                               "a disk's data yet; run it without --connect "
+                               "once vhdkitd has closed the image");
   limited = cli_given (opts, "length");
   if (!cli_given (opts, "offset"))
     return cli_usage ("--offset is required");

@@ -168,7 +168,7 @@ int vhdkit_disk_zero (struct vhdkit_disk *d, uint64_t count, uint64_t offset,
  * says an unmap does: whole blocks of a dynamic VHDX become UNMAPPED
  * (zero gives the ZERO state), raw images get holes punched where the
  * file system can; the rest is zeroed.  Tracking counts the range as
- * changed (to zeros).  FLAGS: 0. */
+ * changed (to zeros).  FLAGS: VHDKIT_IO_FUA. */
 int vhdkit_disk_discard (struct vhdkit_disk *d, uint64_t count,
                          uint64_t offset, unsigned flags);
 /* A barrier: every write, zero and discard that completed before the

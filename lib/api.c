@@ -30,6 +30,12 @@ vhdkit_get_version (void)
   return VHDKIT_VERSION_STRING;
 }
 
+/* The error getters do not clear the error: they read it. */
+const char *vhdkit_get_error (void) { return error_message (); }
+int vhdkit_get_errno (void) { return error_errno (); }
+uint32_t vhdkit_get_error_code (void) { return error_code (); }
+const char *vhdkit_rc_name (uint32_t rc) { return rc_name (rc); }
+
 /* A handle that is not one (closed, or never opened). */
 static bool
 bad_handle (const struct vhdkit_disk *h)
@@ -151,8 +157,8 @@ int
 vhdkit_disk_discard (struct vhdkit_disk *h, uint64_t count, uint64_t off, unsigned flags)
 {
   clear_error ();
-  if (bad_handle (h) || bad_flags ("discard", flags, 0)) return -1;
-  return disk_discard (h->d, count, off);
+  if (bad_handle (h) || bad_flags ("discard", flags, VHDKIT_IO_FUA)) return -1;
+  return disk_discard (h->d, count, off, flags);
 }
 
 int

@@ -519,8 +519,8 @@ image_check (const char *path, vhdkit_report_fn report, void *opaque)
   io_close (io);
   if (fmt == VHDKIT_FORMAT_UNKNOWN) {
     /* A file that exists but is not a recognisable image is a finding. */
-    if (vhdkit_get_error_code () == VHDKIT_RC_FAILED) {
-      if (report) report (opaque, vhdkit_get_error ());
+    if (error_code () == VHDKIT_RC_FAILED) {
+      if (report) report (opaque, error_message ());
       return 1;
     }
     return -1;
@@ -538,9 +538,9 @@ image_check (const char *path, vhdkit_report_fn report, void *opaque)
   /* The file is sound; so must be its chain. */
   struct image *img = image_open (path, VHDKIT_OPEN_RDONLY, NULL);
   if (!img) {
-    uint32_t rc = vhdkit_get_error_code ();
+    uint32_t rc = error_code ();
     if (rc == VHDKIT_RC_ACCESS_DENIED || rc == VHDKIT_RC_OUT_OF_MEMORY) return -1;
-    if (report) report (opaque, vhdkit_get_error ());
+    if (report) report (opaque, error_message ());
     return 1;
   }
   image_abandon (img);

@@ -176,7 +176,12 @@ change (struct disk *d, enum change k, const void *buf, uint64_t n, uint64_t off
     switch (k) {
     case C_WRITE: r = image_pwrite (d->top, buf, (size_t) n, off, flags); break;
     case C_ZERO: r = image_zero (d->top, n, off, flags); break;
-    case C_DISCARD: r = image_discard (d->top, n, off); break;
+    case C_DISCARD:
+      /* Drivers take no flags for discard: FUA is a flush of the image
+       * after it (the tracking record is durable already, L-11). */
+      r = image_discard (d->top, n, off);
+      if (r == 0 && (flags & VHDKIT_IO_FUA)) r = image_flush (d->top);
+      break;
     case C_MARK: break;
     }
     rct_write_end (d->rct, &op);
@@ -198,9 +203,9 @@ disk_zero (struct disk *d, uint64_t n, uint64_t off, unsigned flags)
 }
 
 int
-disk_discard (struct disk *d, uint64_t n, uint64_t off)
+disk_discard (struct disk *d, uint64_t n, uint64_t off, unsigned flags)
 {
-  return change (d, C_DISCARD, NULL, n, off, 0);
+  return change (d, C_DISCARD, NULL, n, off, flags);
 }
 
 int
@@ -297,7 +302,7 @@ disk_map (struct disk *d, uint64_t off, uint64_t len, vhdkit_extent_fn fn, void 
   ret = 0;
   goto out;
  cancelled:
-  if (vhdkit_get_error_code () == VHDKIT_RC_OK)
+  if (error_code () == VHDKIT_RC_OK)
     set_error (VHDKIT_RC_FAILED, ECANCELED, "%s: map cancelled by the caller", d->top->path);
  out:
   free (e);
@@ -488,22 +493,29 @@ disk_checkpoint (struct disk *d, char *id)
       set_error (VHDKIT_RC_ACCESS_DENIED, 0, "%s: a reference point needs the image open for writing", d->top->path);
       return -1;
     }
+    /* From here on a write that ends is reported since the new ID
+     * (L-11), even one that ends before the seal below. */
+    rct_checkpoint_begin (r);
     if (r->state != RCT_OK) {
+      rct_checkpoint_end (r);
       LEAVE (d);
       return rct_state_error (r);
     }
     if (rct_needs_new_epoch (r)) {
+      rct_checkpoint_end (r);
       LEAVE (d);
       if (disk_exclusive (d, new_epoch_alone, NULL) == -1) return -1;
       continue;
     }
-    /* Seal first: a write in flight now takes the next generation at
-     * its end (L-11); then the image and the tracking state, with the
-     * new generation, durable before the ID is given out. */
+    /* Seal: a write in flight now takes the next generation at its end,
+     * one that ended since rct_checkpoint_begin takes it now (L-11);
+     * then the image and the tracking state, with the new generation,
+     * durable before the ID is given out. */
     uint32_t sealed;
     int rr = rct_seal (r, &sealed);
     if (rr == 0) rr = flush_inside (d);
     if (rr == 0) rct_format_id (&r->h.epoch, sealed, id);
+    rct_checkpoint_end (r);
     LEAVE (d);
     return rr;
   }

@@ -36,7 +36,7 @@ void disk_abandon (struct disk *d);
 int disk_pread (struct disk *d, void *buf, size_t n, uint64_t off);
 int disk_pwrite (struct disk *d, const void *buf, size_t n, uint64_t off, unsigned flags);
 int disk_zero (struct disk *d, uint64_t n, uint64_t off, unsigned flags);
-int disk_discard (struct disk *d, uint64_t n, uint64_t off);
+int disk_discard (struct disk *d, uint64_t n, uint64_t off, unsigned flags);
 int disk_flush (struct disk *d);
 int disk_map (struct disk *d, uint64_t off, uint64_t len, vhdkit_extent_fn fn, void *opaque);
 int disk_get_info (struct disk *d, struct vhdkit_disk_info *info);

@@ -1,5 +1,8 @@
 /* Thread-local last error (see vhdkit.h, "Conventions").  No locking:
- * each thread has its own copy.  Layer 0: every layer may call it. */
+ * each thread has its own copy.  Layer 0: every layer may call it.  The
+ * public getters (vhdkit_get_error and the others) are in api.c and
+ * return what error_message, error_errno and error_code return here:
+ * internal code reads its error through these, never the public API. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +16,9 @@ static _Thread_local int last_errno;
 static _Thread_local uint32_t last_rc;
 static _Thread_local unsigned held;
 
-const char *vhdkit_get_error (void) { return msg; }
-int vhdkit_get_errno (void) { return last_errno; }
-uint32_t vhdkit_get_error_code (void) { return last_rc; }
+const char *error_message (void) { return msg; }
+int error_errno (void) { return last_errno; }
+uint32_t error_code (void) { return last_rc; }
 
 void
 clear_error (void)
@@ -92,7 +95,7 @@ error_prefix (const char *fmt, ...)
 }
 
 const char *
-vhdkit_rc_name (uint32_t rc)
+rc_name (uint32_t rc)
 {
   switch (rc) {
   case VHDKIT_RC_OK: return "Completed with No Error";

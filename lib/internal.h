@@ -26,6 +26,13 @@ uint32_t rc_from_errno (int errnum);
 /* Prefix the current error message with "PREFIX: " (adds context). */
 void error_prefix (const char *fmt, ...) ATTR_PRINTF (1, 2);
 void clear_error (void);
+/* The calling thread's last error: message, errno, VHDKIT_RC_* code
+ * (what vhdkit_get_error, _errno and _error_code return). */
+const char *error_message (void);
+int error_errno (void);
+uint32_t error_code (void);
+/* The documented name of return code RC, or NULL (vhdkit_rc_name). */
+const char *rc_name (uint32_t rc);
 /* Cleanup on a failure path must not replace the error that caused it:
  * between error_hold and error_release, set_error records nothing.
  * Holds nest.  Used by the *_abandon helpers only. */

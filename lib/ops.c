@@ -131,9 +131,9 @@ reader (void *opaque)
     else r = disk_pread (c->src, b, it->len, it->off);
     pthread_mutex_lock (&c->m);
     if (r == -1) {
-      snprintf (c->read_err, sizeof c->read_err, "%s", vhdkit_get_error ());
-      c->read_rc = vhdkit_get_error_code ();
-      c->read_errno = vhdkit_get_errno ();
+      snprintf (c->read_err, sizeof c->read_err, "%s", error_message ());
+      c->read_rc = error_code ();
+      c->read_errno = error_errno ();
       c->read_failed = true;
     }
     else

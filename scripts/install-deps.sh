@@ -22,8 +22,19 @@ packages=(
   hyperfine
   go-md2man             # man pages from docs/*.md (make install)
   pkg-config
+  libmicrohttpd-dev     # vhdkitd: the HTTP doors
+  libjansson-dev        # vhdkitd: JSON
+  libsystemd-dev        # vhdkitd: sd_notify
+  libxml2-dev           # vhdkitd: the CIM-XML door's parser
+  libgnutls28-dev       # vhdkitd: TLS certificate checks
+  libcrypt-dev          # vhdkitd: yescrypt password hashes
+  gnutls-bin            # certtool (tests/daemon/test-daemon-tcp.sh)
   strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
+  libmicrohttpd-dev     # vhdkitd: HTTP
+  libjansson-dev        # vhdkitd and vhdkit --connect: JSON
+  libcurl4-openssl-dev  # vhdkit --connect: HTTP over vhdkitd's Unix socket
+  libsystemd-dev        # vhdkitd: sd_notify
 )
 
 installed () {
@@ -69,7 +80,7 @@ fi
 # python3 that is not Debian's): check what the tests actually run.
 absent=()
 for c in cc make clang qemu-img qemu-io vhdiinfo nbdinfo fio wbemcli curl \
-         xz bzip2 gzip hyperfine strace; do
+         xz bzip2 gzip hyperfine strace certtool; do
   command -v "$c" >/dev/null 2>&1 || absent+=("$c")
 done
 /usr/bin/python3 -c 'import pyvhdi' >/dev/null 2>&1 ||

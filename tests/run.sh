@@ -68,9 +68,12 @@ mkdir -p "$logdir" || exit 1
 
 # Shell tests that are also run against the ASan+UBSan build: whole
 # directories, or single tests by name.
-asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput)
+asan_shell_dirs=(corpus badinput fuzz set/test-set-ops set/test-set-badinput unit/test-shared-parent-fds daemon/test-daemon-cimxml-hostile)
 # Unit tests that run many threads on one handle: also under TSan.
-tsan_units=(test-stress test-disk-threads)
+# vhdkitd's many threads (request pool, job workers, registry) under
+# concurrent good and bad calls.
+tsan_shells=(daemon/test-daemon-json-hostile)
+tsan_units=(test-stress test-disk-threads test-inflight test-mt-crash)
 
 # ---- collect the tests -------------------------------------------------
 # Parallel arrays, one entry per test run:
@@ -138,6 +141,9 @@ fi
 if [ -n "$tsan_build" ]; then
   for u in "${tsan_units[@]}"; do
     add_test "[tsan] unit/$u" "tsan/unit/$u" "$tsan_build" 2 unit "$tsan_build/tests/$u"
+  done
+  for f in "${tsan_shells[@]}"; do
+    add_test "[tsan] $f" "tsan/$f" "$tsan_build" 2 shell "$TOP/tests/$f.sh"
   done
 fi
 ntests=${#t_name[@]}

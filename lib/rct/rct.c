@@ -477,7 +477,7 @@ new_epoch (struct rct *r, const char *why)
  failed:
   r->state = RCT_FAILED;
   snprintf (r->why, sizeof r->why, "%s: starting a new tracking epoch failed half way: %s",
-            r->path, vhdkit_get_error ());
+            r->path, error_message ());
   return -1;
 }
 
@@ -498,6 +498,8 @@ release (struct rct *r)
   rct_free_arrays (r);
   pthread_mutex_destroy (&r->lock);
   pthread_mutex_destroy (&r->mrt_lock);
+  pthread_mutex_destroy (&r->carry_lock);
+  free (r->carry);
   pthread_mutex_destroy (&r->dirty_lock);
   for (int i = 0; i < RCT_STRIPES; i++) pthread_mutex_destroy (&r->stripe[i]);
   free (r->path);
@@ -715,6 +717,7 @@ rct_new (struct image *img, bool writable, char *path)
   r->state = RCT_OK;
   pthread_mutex_init (&r->lock, NULL);
   pthread_mutex_init (&r->mrt_lock, NULL);
+  pthread_mutex_init (&r->carry_lock, NULL);
   pthread_mutex_init (&r->dirty_lock, NULL);
   for (int i = 0; i < RCT_STRIPES; i++) pthread_mutex_init (&r->stripe[i], NULL);
   if (!r->mrt_path) { r->path = NULL; release (r); return NULL; }

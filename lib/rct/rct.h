@@ -125,6 +125,10 @@ struct rct {
   pthread_mutex_t dirty_lock;    /* L-9: the list of dirty leaf pages */
   uint64_t *dirty_list;
   size_t ndirty_list, dirty_cap;
+  uint32_t ck_active;            /* atomic: reference points in progress (L-11) */
+  pthread_mutex_t carry_lock;    /* L-11: writes that ended during one, */
+  struct rct_op *carry;          /* still pinned, to tag at the seal */
+  size_t ncarry, carry_cap;
   pthread_mutex_t mrt_lock;      /* L-10 */
   uint8_t *mrt;                  /* atomic bytes: bits known durable in IMAGE.mrt */
   uint8_t *mrt_want;             /* atomic bytes: bits requested */
@@ -257,9 +261,14 @@ int rct_write_begin (struct rct *r, uint64_t off, uint64_t len, bool zero, struc
 void rct_write_end (struct rct *r, struct rct_op *op);
 /* After the image was flushed: make tracking state durable (RCT-3). */
 int rct_flush (struct rct *r);
-/* A reference point: seal the current generation (*SEALED); the caller
- * flushes the image, then rct_flush makes the new generation durable. */
+/* A reference point: rct_checkpoint_begin first of all (a write that
+ * ends from then on is reported since the new ID, L-11), then seal the
+ * current generation (*SEALED); the caller flushes the image, rct_flush
+ * makes the new generation durable, and rct_checkpoint_end ends it,
+ * whatever happened. */
+void rct_checkpoint_begin (struct rct *r);
 int rct_seal (struct rct *r, uint32_t *sealed);
+void rct_checkpoint_end (struct rct *r);
 /* True when the generation counter is exhausted: the next reference
  * point needs a new epoch, with the gate closed (rct_new_epoch). */
 bool rct_needs_new_epoch (struct rct *r);

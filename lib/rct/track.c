@@ -28,6 +28,7 @@
  * the generation meanwhile, again with the newer one at its end.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +239,18 @@ sum_dirty (struct rct *r, uint64_t p)
   atomic_max32 (&r->l2[p / RCT_L1_PER_PAGE], r->l1[p]);
 }
 
+/* Leaf page p has its first tag: counted only after its summary is in
+ * l1 and its L1 page is marked dirty, with release order.  A flush
+ * that reads the count (acquire) before it takes the dirty L1 pages
+ * therefore writes, in the same flush, the summary of every page it
+ * counts, and the header's leaves_written never exceeds the pages with
+ * tags that are durable (RCT-6). */
+static void
+count_leaf (struct rct *r)
+{
+  __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELEASE);
+}
+
 /* Block K of leaf page P now has tag TAG (of the current generation). */
 static void
 sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
@@ -248,12 +261,13 @@ sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
    * point, and stays true (the common case of a busy page: one compare). */
   if (r->l1s[p] == g) return;
   uint16_t top = (uint16_t) (k | (tag & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
-  if (r->l1[p] == 0) __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELAXED);
+  bool first = r->l1[p] == 0;
   if ((r->l1t[p] & ~RCT_TOP_ZERO) != k) r->l1s[p] = r->l1[p];
   if (r->l1[p] == g && r->l1t[p] == top) return;
   STORE_RELAXED (&r->l1[p], g);
   r->l1t[p] = top;
   sum_dirty (r, p);
+  if (first) count_leaf (r);
 }
 
 void
@@ -262,12 +276,13 @@ rct_sum_from_tags (struct rct *r, uint64_t p, const uint32_t *tags)
   uint32_t max, second;
   uint16_t top;
   rct_summarize (tags, &max, &second, &top);
-  if (r->l1[p] == 0 && max > 0) __atomic_add_fetch (&r->leaves_with_tags, 1, __ATOMIC_RELAXED);
-  if (r->l1[p] == 0 && max == 0) return;
+  bool first = r->l1[p] == 0;
+  if (first && max == 0) return;
   STORE_RELAXED (&r->l1[p], max);
   r->l1s[p] = second;
   r->l1t[p] = top;
   sum_dirty (r, p);
+  if (first && max > 0) count_leaf (r);
 }
 
 /* ---- leaf pages in memory (L-9) ---- */
@@ -424,16 +439,80 @@ rct_write_end (struct rct *r, struct rct_op *op)
 {
   if (!op->active) return;
   op->active = false;
-  uint32_t g = LOAD_ACQUIRE (&r->cur);
+  uint32_t g = __atomic_load_n (&r->cur, SEQ);
   /* A reference point came while the write was in flight: it is
    * reported since that one too.  Its pages are in memory (a page with
    * writes in flight is not evicted), so this cannot fail. */
   if (g != op->gen) tag (r, op, g);
+  else if (__atomic_load_n (&r->ck_active, SEQ) > 0) {
+    /* One has begun but not sealed yet: the write is in flight during
+     * it, so it must be reported since the new ID.  Leave it pinned on
+     * the carry list for the seal to tag (L-11), unless the seal came
+     * meanwhile; carry_lock orders the two. */
+    pthread_mutex_lock (&r->carry_lock);
+    g = __atomic_load_n (&r->cur, SEQ);
+    if (g == op->gen) {
+      if (r->ncarry == r->carry_cap) {
+        size_t cap = r->carry_cap ? r->carry_cap * 2 : 64;
+        struct rct_op *c = realloc (r->carry, cap * sizeof *c);
+        if (!c) {
+          /* Never a silent miss: tracking refuses from now on. */
+          pthread_mutex_unlock (&r->carry_lock);
+          LOCK_FOR_SCOPE (&r->lock);
+          snprintf (r->why, sizeof r->why, "%s: out of memory recording a write during a reference point",
+                    r->path);
+          STORE_RELEASE (&r->state, RCT_FAILED);
+          goto unpin;
+        }
+        r->carry = c;
+        r->carry_cap = cap;
+      }
+      r->carry[r->ncarry++] = *op;
+      pthread_mutex_unlock (&r->carry_lock);
+      return;
+    }
+    pthread_mutex_unlock (&r->carry_lock);
+    tag (r, op, g);
+  }
+ unpin:;
   uint32_t fs = __atomic_load_n (&r->flush_seq, SEQ);
   for (uint64_t p = op->p0; p <= op->p1; p++) {
     atomic_max32 (&r->touch[p], fs);
     __atomic_sub_fetch (&r->inflight[p], 1, SEQ);
   }
+}
+
+/* Tag the carried writes with generation G (0: leave their tags) and
+ * unpin them; carry_lock held. */
+static void
+drain_carry_locked (struct rct *r, uint32_t g)
+{
+  uint32_t fs = __atomic_load_n (&r->flush_seq, SEQ);
+  for (size_t i = 0; i < r->ncarry; i++) {
+    struct rct_op *op = &r->carry[i];
+    if (g) tag (r, op, g);
+    for (uint64_t p = op->p0; p <= op->p1; p++) {
+      atomic_max32 (&r->touch[p], fs);
+      __atomic_sub_fetch (&r->inflight[p], 1, SEQ);
+    }
+  }
+  r->ncarry = 0;
+}
+
+void
+rct_checkpoint_begin (struct rct *r)
+{
+  __atomic_add_fetch (&r->ck_active, 1, SEQ);
+}
+
+void
+rct_checkpoint_end (struct rct *r)
+{
+  LOCK_FOR_SCOPE (&r->carry_lock);
+  /* With no reference point left in progress, what is carried was
+   * tagged with the generation still current: nothing more to do. */
+  if (__atomic_sub_fetch (&r->ck_active, 1, SEQ) == 0)
+    drain_carry_locked (r, 0);
 }
 
 /* ---- flush (RCT-3) ---- */
@@ -509,6 +588,10 @@ rct_flush_locked (struct rct *r, bool all)
     wrote = true;
     if (p + 1 > r->h.max_leaf) { r->h.max_leaf = p + 1; grew = true; }
   }
+  /* How many pages have tags: read before the summaries are taken, so
+   * that every page counted has its summary written below or by an
+   * earlier flush (count_leaf). */
+  uint64_t lwt = __atomic_load_n (&r->leaves_with_tags, __ATOMIC_ACQUIRE);
   /* The summaries (a change after the dirty flag is cleared sets it
    * again, and goes to the next flush). */
   for (uint64_t j = 0; j < r->nl1; j++) {
@@ -544,7 +627,6 @@ rct_flush_locked (struct rct *r, bool all)
   free (list); list = NULL;
   free (versions); versions = NULL;
   free (l1w); l1w = NULL;
-  uint64_t lwt = __atomic_load_n (&r->leaves_with_tags, __ATOMIC_RELAXED);
   if (r->h.leaves_written != lwt || r->h.leaves_span != r->npages) {
     r->h.leaves_written = lwt;
     r->h.leaves_span = r->npages;
@@ -634,8 +716,13 @@ rct_seal (struct rct *r, uint32_t *sealed)
    * flight take it at their end (L-11). */
   *sealed = r->h.cur;
   r->h.cur++;
-  STORE_RELEASE (&r->cur, r->h.cur);
+  __atomic_store_n (&r->cur, r->h.cur, SEQ);
   r->hdr_dirty = true;
+  /* Writes that ended since the reference point began take the new
+   * generation too (L-11); L-8 → carry_lock → L-9. */
+  pthread_mutex_lock (&r->carry_lock);
+  drain_carry_locked (r, r->h.cur);
+  pthread_mutex_unlock (&r->carry_lock);
   return 0;
 }
 

@@ -397,7 +397,7 @@ check_chain (struct set *s, const struct vhds *view, struct image *img, uint32_t
                  s->path, view->m[m].name,
                  prev ? "the parent locator of the image before it names another file" : "it opened another file");
       if (prev) {
-        char *msg = strdup (vhdkit_get_error ());
+        char *msg = strdup (error_message ());
         if (msg) {
           set_error (VHDKIT_RC_FAILED, 0, "%s (%s names %s as its parent)", msg, prev, img->path);
           free (msg);
@@ -1604,8 +1604,8 @@ set_check (const char *path, vhdkit_report_fn report, void *opaque)
   struct set *s;
   struct set_disk *sd;
   if (set_disk_open (path, VHDKIT_OPEN_RDONLY, &s, &sd) == -1) {
-    if (vhdkit_get_error_code () != VHDKIT_RC_FAILED) return -1;
-    if (report) report (opaque, vhdkit_get_error ());
+    if (error_code () != VHDKIT_RC_FAILED) return -1;
+    if (report) report (opaque, error_message ());
     return 1;
   }
   int worst = 0;

@@ -52,11 +52,11 @@ vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
   struct drv_geometry g;
   struct drv_open_args a = { .path = path, .io = io, .writable = false };
   if (vhdx_open_inst (&a, &s, &g) == -1) {
-    uint32_t rc = vhdkit_get_error_code ();
+    uint32_t rc = error_code ();
     /* A file that cannot be read cannot be checked; a broken one is a
      * finding. */
     if (rc == VHDKIT_RC_ACCESS_DENIED || rc == VHDKIT_RC_OUT_OF_MEMORY) return -1;
-    problem (report, opaque, &n, "%s", vhdkit_get_error ());
+    problem (report, opaque, &n, "%s", error_message ());
     return 1;
   }
   struct span *sp = malloc ((s->bat_entries + 4) * sizeof *sp);
@@ -75,7 +75,7 @@ vhdx_check (const char *path, vhdkit_report_fn report, void *opaque)
   for (uint64_t b = 0; b < s->data_blocks; b++) {
     uint64_t e;
     if (vhdx_bat_get (s, payload_index (s, b), &e) == -1) {
-      problem (report, opaque, &n, "%s", vhdkit_get_error ());
+      problem (report, opaque, &n, "%s", error_message ());
       break;
     }
     unsigned st = BAT_STATE (e);

@@ -40,6 +40,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ static struct {
   int once;
   int fault_errno;
   uint64_t seed;
+  enum sim_kind crash_fail_kind;  /* crash mode: also fail ... */
+  uint64_t crash_fail_at;         /* ... this op of that kind, once (0: none) */
   char count_file[4096];        /* "" = stderr (count) or no report (crash) */
   pid_t owner;                  /* the process that parsed VHDKIT_SIM */
 } cfg;
@@ -140,6 +143,18 @@ parse_u64 (const char *s, size_t len, uint64_t *ret)
   return 0;
 }
 
+/* KIND in V: write, sync, truncate, or (if ANY_OK) any. */
+static int
+parse_kind (const char *v, size_t vlen, bool any_ok, enum sim_kind *kind)
+{
+  if (word_is (v, vlen, "write")) *kind = KIND_WRITE;
+  else if (word_is (v, vlen, "sync")) *kind = KIND_SYNC;
+  else if (word_is (v, vlen, "truncate")) *kind = KIND_TRUNCATE;
+  else if (any_ok && word_is (v, vlen, "any")) *kind = KIND_ANY;
+  else return -1;
+  return 0;
+}
+
 /* Fill cfg from SPEC ("mode:key=value:flag...").  Every word must be known
  * to the mode and given at most once; anything else is malformed. */
 static int
@@ -148,6 +163,7 @@ parse (const char *spec)
   const char *w = spec;
   size_t len = strcspn (w, ":");
   int have_n = 0, have_op = 0, have_once = 0, have_errno = 0, have_seed = 0;
+  int have_fail = 0, have_at = 0;
 
   if (word_is (w, len, "count"))
     cfg.mode = MODE_COUNT;
@@ -179,11 +195,8 @@ parse (const char *spec)
     else if (cfg.mode == MODE_FAULT && v && !have_op &&
              word_is (w, klen, "op")) {
       have_op = 1;
-      if (word_is (v, vlen, "write")) cfg.fault_kind = KIND_WRITE;
-      else if (word_is (v, vlen, "sync")) cfg.fault_kind = KIND_SYNC;
-      else if (word_is (v, vlen, "truncate")) cfg.fault_kind = KIND_TRUNCATE;
-      else if (word_is (v, vlen, "any")) cfg.fault_kind = KIND_ANY;
-      else return -1;
+      if (parse_kind (v, vlen, true, &cfg.fault_kind) == -1)
+        return -1;
     }
     else if (cfg.mode == MODE_FAULT && v && !have_errno &&
              word_is (w, klen, "errno")) {
@@ -201,13 +214,25 @@ parse (const char *spec)
       if (parse_u64 (v, vlen, &cfg.seed) == -1)
         return -1;
     }
+    else if (cfg.mode == MODE_CRASH && v && !have_fail &&
+             word_is (w, klen, "fail")) {
+      have_fail = 1;
+      if (parse_kind (v, vlen, false, &cfg.crash_fail_kind) == -1)
+        return -1;
+    }
+    else if (cfg.mode == MODE_CRASH && v && !have_at &&
+             word_is (w, klen, "at")) {
+      have_at = 1;
+      if (parse_u64 (v, vlen, &cfg.crash_fail_at) == -1 || cfg.crash_fail_at == 0)
+        return -1;
+    }
     else
       return -1;
   }
 
   if (cfg.mode == MODE_FAULT && !(have_op && have_n))
     return -1;
-  if (cfg.mode == MODE_CRASH && !have_n)
+  if (cfg.mode == MODE_CRASH && (!have_n || have_fail != have_at))
     return -1;
   return 0;
 }
@@ -277,6 +302,9 @@ count_locked (enum sim_kind kind)
   uint64_t nth;
 
   counts[kind]++;
+  if (cfg.mode == MODE_CRASH)
+    return cfg.crash_fail_at && kind == cfg.crash_fail_kind &&
+      counts[kind] == cfg.crash_fail_at ? EIO : 0;
   if (cfg.mode != MODE_FAULT)
     return 0;
   if (cfg.fault_kind == KIND_ANY)
@@ -771,11 +799,16 @@ crash_write (struct io *io, const void *buf, size_t n, uint64_t off)
 {
   struct sim_file *f = sim (io);
   struct pending p = { .off = off, .len = n };
-  int r = 0;
+  int r = 0, err;
 
   pthread_mutex_lock (&sim_lock);
-  count_locked (KIND_WRITE);    /* every call counts, as in the other modes */
-  if (!io->writable) {
+  /* Every call counts, as in the other modes; a failed one leaves
+   * nothing pending. */
+  if ((err = count_locked (KIND_WRITE)) != 0) {
+    errno = err;
+    r = -1;
+  }
+  else if (!io->writable) {
     errno = EBADF;
     r = -1;
   }
@@ -817,9 +850,14 @@ crash_zero_range (struct io *io, uint64_t off, uint64_t n, int how)
 
   /* Allocating space that reads as zeros changes no content. */
   if (how == IO_ZERO_PREALLOC) {
+    int err;
     pthread_mutex_lock (&sim_lock);
-    count_locked (KIND_WRITE);
+    err = count_locked (KIND_WRITE);
     pthread_mutex_unlock (&sim_lock);
+    if (err) {
+      errno = err;
+      return -1;
+    }
     return 0;
   }
 
@@ -846,11 +884,14 @@ crash_truncate (struct io *io, uint64_t size)
 {
   struct sim_file *f = sim (io);
   struct pending p = { .is_truncate = 1, .off = size };
-  int r;
+  int r, err;
 
   pthread_mutex_lock (&sim_lock);
-  count_locked (KIND_TRUNCATE);
-  if (!io->writable || size > INT64_MAX) {
+  if ((err = count_locked (KIND_TRUNCATE)) != 0) {
+    errno = err;
+    r = -1;
+  }
+  else if (!io->writable || size > INT64_MAX) {
     errno = EINVAL;             /* what ftruncate says to both */
     r = -1;
   }
@@ -866,13 +907,20 @@ static int
 crash_sync (struct io *io)
 {
   struct sim_file *f = sim (io);
-  int r;
+  int r, err;
 
   pthread_mutex_lock (&sim_lock);
-  count_locked (KIND_SYNC);
+  err = count_locked (KIND_SYNC);
   if (counts[KIND_SYNC] == cfg.n)
     crash ();
-  r = apply_pending (f->inode);
+  /* A failed sync makes nothing durable: what is pending stays pending,
+   * and a later crash may still lose it. */
+  if (err) {
+    errno = err;
+    r = -1;
+  }
+  else
+    r = apply_pending (f->inode);
   pthread_mutex_unlock (&sim_lock);
   return r;
 }

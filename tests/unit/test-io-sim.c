@@ -633,10 +633,14 @@ test_parse (void)
     "fault::op=write:n=1", "fault:op=write:n=1:", "fault:op=write:op=sync:n=1",
     "crash", "crash:n=", "crash:n=1:seed=x", "crash:n=1:once",
     "crash:n=2:n=3", "crash:n=1:errno=EIO", "Crash:n=1", "crash:N=1",
+    "crash:n=1:fail=write", "crash:n=1:at=2", "crash:n=1:fail=any:at=1",
+    "crash:n=1:fail=write:at=0", "crash:n=1:fail=write:at=1:at=2",
+    "fault:op=write:n=1:fail=sync:at=1",
   };
   static const char *const good[] = {
     "count", "crash:n=5", "crash:seed=0:n=5", "crash:n=1:seed=18446744073709551615",
     "fault:op=truncate:n=1", "fault:errno=EIO:n=7:op=any:once",
+    "crash:n=5:fail=write:at=2", "crash:at=1:fail=sync:n=3:seed=4",
   };
   size_t i;
 
@@ -812,6 +816,87 @@ remove_dir (void)
   rmdir (dir);
 }
 
+/* ---- Crash mode with a fault first (fail=KIND:at=M) ---- */
+
+/* crash:n=3:fail=write:at=2 - write 1 + sync 1 durable; write 2 fails
+ * and leaves nothing; write 3 + sync 2 durable; sync 3 is the crash. */
+static int
+child_crash_fail_write (void)
+{
+  unsigned char buf[512];
+  struct io *io = io_open (path_of ("cf.img"), O_RDWR, 0);
+  CHECK (io != NULL);
+  if (!io) return 1;
+  fill_new (buf, 512, 1);
+  CHECK (io_pwrite (io, buf, 512, 0) == 0);
+  CHECK (io_sync (io) == 0);
+  fill_new (buf, 512, 2);
+  errno = 0;
+  CHECK (io_pwrite (io, buf, 512, 512) == -1 && errno == EIO);
+  fill_new (buf, 512, 3);
+  CHECK (io_pwrite (io, buf, 512, 1024) == 0);
+  CHECK (io_sync (io) == 0);
+  if (failed) return 1;
+  io_sync (io);
+  fprintf (stderr, "child survived the crash sync\n");
+  return 1;
+}
+
+/* crash:n=3:fail=sync:at=2 - write 1 + sync 1 durable; write 2, then
+ * sync 2 fails; sync 3 is the crash, which may or may not keep write 2. */
+static int
+child_crash_fail_sync (void)
+{
+  unsigned char buf[512];
+  struct io *io = io_open (path_of ("cf.img"), O_RDWR, 0);
+  CHECK (io != NULL);
+  if (!io) return 1;
+  fill_new (buf, 512, 1);
+  CHECK (io_pwrite (io, buf, 512, 0) == 0);
+  CHECK (io_sync (io) == 0);
+  fill_new (buf, 512, 2);
+  CHECK (io_pwrite (io, buf, 512, 512) == 0);
+  errno = 0;
+  CHECK (io_sync (io) == -1 && errno == EIO);
+  if (failed) return 1;
+  io_sync (io);
+  fprintf (stderr, "child survived the crash sync\n");
+  return 1;
+}
+
+static void
+test_crash_fail (void)
+{
+  unsigned char got[2048], want[512], old[512];
+  int kept = 0, lost = 0;
+
+  put_old_file ("cf.img", 2048);
+  CHECK (exited_with (in_child ("crash:n=3:fail=write:at=2", NULL, child_crash_fail_write),
+                      SIM_EXIT_CRASH));
+  CHECK (get_file ("cf.img", got, sizeof got) == 2048);
+  fill_new (want, 512, 1);
+  CHECK (memcmp (got, want, 512) == 0);
+  for (size_t i = 0; i < 512; i++) old[i] = old_byte (512 + i);
+  CHECK (memcmp (got + 512, old, 512) == 0);      /* the failed write left nothing */
+  fill_new (want, 512, 3);
+  CHECK (memcmp (got + 1024, want, 512) == 0);
+
+  for (unsigned seed = 1; seed <= 8; seed++) {
+    char spec[64];
+    snprintf (spec, sizeof spec, "crash:n=3:fail=sync:at=2:seed=%u", seed);
+    put_old_file ("cf.img", 2048);
+    CHECK (exited_with (in_child (spec, NULL, child_crash_fail_sync), SIM_EXIT_CRASH));
+    CHECK (get_file ("cf.img", got, sizeof got) == 2048);
+    fill_new (want, 512, 2);
+    if (memcmp (got + 512, want, 512) == 0) kept++;
+    else if (memcmp (got + 512, old, 512) == 0) lost++;
+    else CHECK (!"sector 1 is neither old nor new after a failed sync");
+  }
+  /* The write after the failed sync was still pending at the crash. */
+  CHECK (lost > 0);
+  (void) kept;
+}
+
 int
 main (void)
 {
@@ -832,6 +917,7 @@ main (void)
   test_fork ();
   test_parse ();
   test_crash ();
+  test_crash_fail ();
 
   remove_dir ();
   if (failed) {
