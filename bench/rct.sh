@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/rct.sh: resilient change tracking benchmarks.  Every figure is a
 # ratio between measurements of the same run, or a count (this machine is
-# noisy and shared; absolute times mean little).  Results: stdout and
-# bench/results/rct-<date>.txt (the summary block at the end).
+# noisy and shared; absolute times mean little), and comes with the
+# machine's load average (/proc/loadavg) when it was measured.  Results:
+# stdout and bench/results/rct-<date>.txt (the summary block at the end).
 #
 #  1. write-path overhead: random 4 KiB writes through libvhdkit on a
 #     4 GiB fixed VHDX with tracking off and on, alternating BENCH_RUNS
@@ -80,7 +81,10 @@ cleanup () {
 trap cleanup EXIT
 
 say () { echo "$*" | tee -a "$out"; }       # details; summary lines go to $sum
-hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores; $("$V" --version) ($rev); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
+# The load averages over 1, 5 and 15 minutes: other work on this machine
+# changes every figure, so each is given with the load it was taken at.
+load () { cut -d' ' -f1-3 /proc/loadavg; }
+hdr="# vhdkit rct bench $(date -u +%FT%TZ) on $(nproc) cores, load $(load) at the start; $("$V" --version) ($rev); $(qemu-img --version | sed -n 1p); $(nbdinfo --version | sed -n 1p)"
 say "$hdr"
 # "on"/"off", then "changed" if written since the newest reference point
 tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.load(sys.stdin); print('on' if j['Enabled'] else 'off', *(['changed'] if j['NewerChanges'] else []))"; }
@@ -94,6 +98,7 @@ tracking () { "$V" rct status "$1" --json | python3 -c "import json,sys; j=json.
 # the disk (BENCH_DIR), where they cost what they cost.
 say "== 1. write path: 4 GiB fixed VHDX, random 4 KiB writes, tracking off vs on, $runs alternations of $reps runs each"
 cleanup
+load1=$(load)
 shm=${RANDIO_DIR:-/dev/shm}/vhdkit-bench-rct.$$
 mkdir -p "$shm"
 wt=$shm/write.vhdx w=$dir/write.vhdx
@@ -126,7 +131,7 @@ alternate () {
 }
 alternate tight "$wt" "$ops"
 alternate flush "$w" "$flush_ops" 1000
-python3 - "$dir/write.txt" "$sum" "$ops" "$flush_ops" <<'PY' | tee -a "$out"
+python3 - "$dir/write.txt" "$sum" "$ops" "$flush_ops" "$load1" "$(load)" <<'PY' | tee -a "$out"
 import sys, statistics as st, collections
 # (kind, alternation) -> state -> [(read, write)] of its runs
 rows = collections.defaultdict(lambda: collections.defaultdict(list))
@@ -145,6 +150,9 @@ with open(sys.argv[2], "a") as s:
                 % (label + ":", st.median(wr), len(wr), st.median(rr), "  target >= 0.97" if kind == "tight" else ""))
         print(line)
         s.write(line + "\n")
+    line = "  (load %s before these alternations, %s after)" % (sys.argv[5], sys.argv[6])
+    print(line)
+    s.write(line + "\n")
 PY
 rm -rf "$shm"
 
@@ -213,6 +221,7 @@ nbdinfo --map=qemu:dirty-bitmap:b1 "$uri" > "$dir/map64b.txt"
 # suffer more from a busy machine than vhdkit does, so one round can be
 # off; each figure is the median of the three rounds' ratios.
 for round in 1 2 3; do
+  load > "$dir/load$round.txt"
   hyperfine -N -w 1 -r "$runs" --export-json "$dir/q$round.json" \
     "$V changes $dir/q64.vhdx --limit-id $id64 --all" \
     "nbdinfo --map=qemu:dirty-bitmap:b0 '$uri'" \
@@ -220,12 +229,16 @@ for round in 1 2 3; do
     "$V changes $dir/q64c.vhdx --limit-id $idc --all" \
     "$V changes $dir/q64.vhdx --limit-id $id64b --all" \
     "nbdinfo --map=qemu:dirty-bitmap:b1 '$uri'" >/dev/null
+  load >> "$dir/load$round.txt"
 done
 kill "$nbd_pid"; wait "$nbd_pid" 2>/dev/null || true; nbd_pid=
 python3 - "$dir" "$sum" "$nchg" "$small" <<'PY' | tee -a "$out"
 import sys, json, statistics
 d, sumf, n, small = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rounds = [[x["median"] for x in json.load(open("%s/q%d.json" % (d, r)))["results"]] for r in (1, 2, 3)]
+# load averages before and after each round ("1 5 15" on each line)
+loads = [[l.split() for l in open("%s/load%d.txt" % (d, r))] for r in (1, 2, 3)]
+rload = lambda r: "load %s before, %s after" % (" ".join(loads[r][0]), " ".join(loads[r][1]))
 def ratio(f):   # median over the rounds of f(t64, tnbd, t1, tc, t64b, tnbdb)
     v = [f(*t) for t in rounds]
     return statistics.median(v), v
@@ -262,13 +275,14 @@ print("changed leaf pages of tags (1020 blocks each): 64 TiB %d (last %d changes
       % (pages(v64), small, pages(v64b), pages(v1), pages(vc)))
 names = ("vhdkit 64 TiB", "nbdinfo 64 TiB", "vhdkit 1 TiB", "vhdkit control", "vhdkit 64 TiB last %d" % small, "nbdinfo 64 TiB last %d" % small)
 for r, t in enumerate(rounds):
-    print("round %d, hyperfine medians relative to vhdkit 64 TiB (%d changes): %s"
-          % (r + 1, n, "; ".join("%s %.3f" % (k, x / t[0]) for k, x in zip(names, t))))
+    print("round %d (%s), hyperfine medians relative to vhdkit 64 TiB (%d changes): %s"
+          % (r + 1, rload (r), n, "; ".join("%s %.3f" % (k, x / t[0]) for k, x in zip(names, t))))
 fmt = lambda v: " ".join("%.2f" % x for x in v)
 print("per round: nbdinfo/vhdkit %d changes %s; %d changes %s; vhdkit 64/1 TiB %s; control %s" % (n, fmt(nbd100v), small, fmt(nbd10v), fmt(sizev), fmt(ctlv)))
 with open(sumf, "a") as s:
     s.write("2 query, 64 TiB, 64 KiB granularity, scattered 4 KiB changes: vhdkit changes --all vs nbdinfo --map=qemu:dirty-bitmap (qcow2 + qemu-nbd), target >= 10x faster\n")
     s.write("  %6d changes: vhdkit %.1fx faster (rounds: %s)\n" % (n, nbd100, fmt(nbd100v)))
+    s.write("  (1-minute load at the rounds: %s)\n" % "; ".join("%s to %s" % (loads[r][0][0], loads[r][1][0]) for r in range(3)))
     s.write("  %6d changes: vhdkit %.1fx faster (rounds: %s)\n" % (small, nbd10, fmt(nbd10v)))
     s.write("  same answers from both: %s (%d ranges, %d bytes; %d ranges)\n" % (yn(ok), len(v64), b(v64), len(v64b)))
     s.write("  vhdkit time 64 TiB / 1 TiB, %d random changes each: %.2f (changed leaf pages of tags %d vs %d)\n" % (n, size, pages(v64), pages(v1)))
@@ -357,6 +371,7 @@ rm -f "$m"* "$dir"/meta-*.txt
 {
   echo
   echo "== summary: $hdr"
+  echo "   load $(load) at the end"
   echo "   (every figure a ratio within this run, or a count; command: bench/rct.sh)"
   cat "$sum"
 } | tee -a "$out"

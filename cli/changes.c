@@ -100,6 +100,45 @@ out (const char *fmt, ...)
   return 0;
 }
 
+/* Append the decimal digits of V; room for them is the caller's. */
+static void
+out_u64 (uint64_t v)
+{
+  char t[20];
+  size_t n = 0;
+
+  do {
+    t[n++] = (char) ('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n)
+    out_buf[out_len++] = t[--n];
+}
+
+/* Append the text line of a range, "OFFSET LENGTH[ KIND]": the line a
+ * query prints most, so it is formatted without printf.  0, or the
+ * exit status after reporting. */
+static int
+out_range (uint64_t offset, uint64_t length, const char *kind)
+{
+  int st;
+
+  if (OUT_SIZE - out_len < OUT_ITEM && (st = out_flush ()) != 0)
+    return st;
+  out_u64 (offset);
+  out_buf[out_len++] = ' ';
+  out_u64 (length);
+  if (kind) {
+    size_t n = strlen (kind);
+
+    out_buf[out_len++] = ' ';
+    memcpy (out_buf + out_len, kind, n);
+    out_len += n;
+  }
+  out_buf[out_len++] = '\n';
+  return 0;
+}
+
 /* ---- Ranges ---- */
 
 static const char *
@@ -162,10 +201,7 @@ put (struct output *o, const struct range *r)
       return spool_error (o);
     return 0;
   }
-  if (o->kinds)
-    return out ("%" PRIu64 " %" PRIu64 " %s\n", r->offset, r->length,
-                kind_name (r->kind));
-  return out ("%" PRIu64 " %" PRIu64 "\n", r->offset, r->length);
+  return out_range (r->offset, r->length, o->kinds ? kind_name (r->kind) : NULL);
 }
 
 /* Take the next range in order, merging it into the one held back if

@@ -464,7 +464,7 @@ disk_rct_current (struct disk *d, struct guid *epoch, uint32_t *cur, uint32_t *g
   int s = gate_enter (&d->gate);
   if (s < 0) return false;
   if (!d->top) { gate_leave (&d->gate, s); return false; }
-  bool ok = d->rct && d->rct->state == RCT_OK;
+  bool ok = d->rct && rct_ready (d->rct) == 0 && d->rct->state == RCT_OK;
   if (ok) rct_current (d->rct, epoch, cur, granularity);
   gate_leave (&d->gate, s);
   return ok;

@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "io.h"
@@ -107,21 +106,6 @@ posix_next_data (struct io *io, uint64_t off, uint64_t *data, uint64_t *hole)
   return 0;
 }
 
-static const void *
-posix_map (struct io *io, size_t len)
-{
-  void *m = mmap (NULL, len, PROT_READ, MAP_SHARED, fd_of (io), 0);
-  if (m == MAP_FAILED) return NULL;
-  madvise (m, len, MADV_RANDOM);
-  return m;
-}
-
-static void
-posix_unmap (struct io *io, const void *p, size_t len)
-{
-  munmap ((void *) p, len);
-}
-
 static void
 posix_hint_writeback (struct io *io)
 {
@@ -165,8 +149,6 @@ static const struct io_ops posix_ops = {
   .zero_range = posix_zero_range,
   .stat = posix_stat,
   .next_data = posix_next_data,
-  .map = posix_map,
-  .unmap = posix_unmap,
   .hint_writeback = posix_hint_writeback,
   .lock = posix_lock,
   .lock_record = posix_lock_record,

@@ -58,10 +58,6 @@ struct io_ops {
   /* The first data at or after OFF and the hole after it (SEEK_DATA,
    * SEEK_HOLE); -1 with ENXIO when only a hole is left. */
   int (*next_data) (struct io *, uint64_t off, uint64_t *data, uint64_t *hole);
-  /* A read-only view of the first LEN bytes, or NULL when the backend
-   * cannot give one that reflects every write made through it. */
-  const void *(*map) (struct io *, size_t len);
-  void (*unmap) (struct io *, const void *p, size_t len);
   /* Start writing back what is dirty (a hint: no result). */
   void (*hint_writeback) (struct io *);
   /* Non-blocking advisory lock of the whole file (flock): EXCLUSIVE 1 =
@@ -114,10 +110,6 @@ static inline int io_stat (struct io *io, struct io_stat *st)
 { return io->ops->stat (io, st); }
 static inline int io_next_data (struct io *io, uint64_t o, uint64_t *d, uint64_t *h)
 { return io->ops->next_data (io, o, d, h); }
-static inline const void *io_map (struct io *io, size_t len)
-{ return io->ops->map (io, len); }
-static inline void io_unmap (struct io *io, const void *p, size_t len)
-{ io->ops->unmap (io, p, len); }
 static inline void io_hint_writeback (struct io *io) { io->ops->hint_writeback (io); }
 static inline int io_lock (struct io *io, int excl)
 { return io->ops->lock (io, excl); }

@@ -77,6 +77,28 @@ changes_free (struct vhdkit_changes *c)
   c->struct_size = struct_size;
 }
 
+#define TAG_GROUP 16
+
+/* Whether a tag among the TAG_GROUP at T is after GEN: a loop without
+ * branches, which the compiler turns into a few vector instructions
+ * (generations are below 2^31, so a signed compare is exact). */
+static inline bool
+group_after (const uint32_t *t, uint32_t gen)
+{
+  int any = 0;
+  for (int i = 0; i < TAG_GROUP; i++)
+    any |= (int32_t) RCT_GEN (t[i]) > (int32_t) gen;
+  return any;
+}
+
+static int
+invalid (struct rct *r)
+{
+  set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: every reference point is invalid; a full backup is needed",
+             r->why);
+  return -1;
+}
+
 int
 rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
            const char *limit_id, uint64_t off, uint64_t len, size_t max_ranges,
@@ -113,15 +135,14 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
                "%s: change tracking is not enabled, so there are no reference points; a full backup is needed", path);
     return -1;
   }
-  if (r->state == RCT_BUSY) {
+  /* A read-only view may become invalid while it is open (rct_ready),
+   * hence the acquire load. */
+  enum rct_state state = LOAD_ACQUIRE (&r->state);
+  if (state == RCT_BUSY) {
     set_error (VHDKIT_RC_IN_USE, 0, "%s", r->why);
     return -1;
   }
-  if (r->state == RCT_INVALID || r->state == RCT_FAILED) {
-    set_error (VHDKIT_RC_INVALID_STATE, 0, "%s: every reference point is invalid; a full backup is needed",
-               r->why);
-    return -1;
-  }
+  if (state == RCT_INVALID || state == RCT_FAILED) return invalid (r);
   uint32_t cur = LOAD_ACQUIRE (&r->cur);
   if (!guid_eq (&epoch, &r->h.epoch)) {
     const char *why = r->h.reason[0] ? r->h.reason : "tracking was enabled again";
@@ -149,8 +170,15 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
   uint64_t g = r->h.granularity;
   /* RCT-8: the part of the disk beyond its smallest size since GEN. */
   uint64_t grown = rct_min_size_since (r, gen);
-  uint32_t *tags = malloc (RCT_PER_PAGE * 4);
-  if (!tags) goto nomem;
+  /* A writer's summaries are in memory (newer than the files).  A
+   * read-only view reads the L1 pages the window needs, each checked
+   * (RCT-6), and knows l2 only once every L1 page has been read
+   * (rct_ready). */
+  bool view = !r->writable;
+  bool use_l2 = !view || LOAD_ACQUIRE (&r->checked);
+  struct rct_l1_cursor l1c = { .buf = NULL };
+  uint32_t *tags = malloc (RCT_PAGE);
+  if (!tags || (view && rct_l1_cursor_init (r, &l1c) == -1)) goto nomem;
   uint64_t b0 = off / g, b1 = div_round_up (end, g);
   uint64_t p0 = b0 / RCT_PER_PAGE, p1 = (b1 - 1) / RCT_PER_PAGE;
   for (uint64_t p = p0; p <= p1 && !o.full; ) {
@@ -158,14 +186,38 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
     /* Skip whole L1 pages, then leaf pages, with nothing newer than GEN
      * (newest values only grow: a stale one is older than a write that
      * completed before the query, so it cannot hide one). */
-    if (p % RCT_L1_PER_PAGE == 0 && p + RCT_L1_PER_PAGE <= p1 &&
+    if (use_l2 && p % RCT_L1_PER_PAGE == 0 && p + RCT_L1_PER_PAGE <= p1 &&
         LOAD_RELAXED (&r->l2[p / RCT_L1_PER_PAGE]) <= gen &&
         !r->any_recovered && page_lo + RCT_L1_PER_PAGE * RCT_PER_PAGE * g <= grown) {
       p += RCT_L1_PER_PAGE;
       continue;
     }
+    /* In a view, the same from the L1 page of P once it is read (the
+     * rest of it, from P on). */
+    if (view && p < r->npages && !r->any_recovered) {
+      uint64_t next = (p / RCT_L1_PER_PAGE + 1) * RCT_L1_PER_PAGE;
+      if (rct_l1_read (r, &l1c, p / RCT_L1_PER_PAGE) == -1) goto fail;
+      if (l1c.newest <= gen && next * RCT_PER_PAGE * g <= grown) {
+        p = next;
+        continue;
+      }
+    }
     bool rec = r->any_recovered && ((r->recovered[p / 8] >> (p % 8)) & 1);
-    if (p < r->npages && LOAD_RELAXED (&r->l1[p]) <= gen && !rec) {
+    /* The summary of the page (RCT-9). */
+    uint32_t smax = 0, ssecond = 0;
+    uint16_t stop = 0;
+    if (p < r->npages && view) {
+      if (rct_l1_read (r, &l1c, p / RCT_L1_PER_PAGE) == -1) goto fail;
+      unsigned k = p % RCT_L1_PER_PAGE;
+      smax = l1c.sums.max[k];
+      ssecond = l1c.sums.second[k];
+      stop = l1c.sums.top[k];
+    }
+    else if (p < r->npages) {
+      smax = LOAD_RELAXED (&r->l1[p]);
+      if (smax > gen) rct_page_summary (r, p, &smax, &ssecond, &stop);
+    }
+    if (smax <= gen && !rec) {
       if (page_lo + RCT_PER_PAGE * g > grown) {
         if (add (&o, grown > page_lo ? grown : page_lo, page_lo + RCT_PER_PAGE * g, VHDKIT_CHANGE_DATA) == -1) goto nomem;
       }
@@ -177,26 +229,26 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
       p++;
       continue;
     }
-    /* RCT-9: only the page's newest block is after GEN, so the summary
-     * alone answers, without reading the page. */
-    uint32_t smax = 0, ssecond = 0;
-    uint16_t stop = 0;
-    if (p < r->npages) rct_page_summary (r, p, &smax, &ssecond, &stop);
-    if (p < r->npages && ssecond <= gen && smax > gen && page_lo + RCT_PER_PAGE * g <= grown) {
+    /* Only the page's newest block is after GEN, so the summary alone
+     * answers, without reading the page. */
+    if (ssecond <= gen && page_lo + RCT_PER_PAGE * g <= grown) {
       uint64_t blo = page_lo + (uint64_t) (stop & ~RCT_TOP_ZERO) * g;
       if (add (&o, blo, blo + g, (stop & RCT_TOP_ZERO) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1)
         goto nomem;
       p++;
       continue;
     }
-    if (p < r->npages) {
-      if (rct_page_tags (r, p, tags) == -1) { free (tags); return -1; }
-    }
-    else
-      memset (tags, 0, RCT_PER_PAGE * 4);
+    if ((view ? rct_load_leaf (r, p, smax, tags) : rct_page_tags (r, p, smax, tags)) == -1) goto fail;
     uint64_t klo = p == p0 ? b0 % RCT_PER_PAGE : 0;
     uint64_t khi = p == p1 ? (b1 - 1) % RCT_PER_PAGE : RCT_PER_PAGE - 1;
+    bool below = page_lo + RCT_PER_PAGE * g <= grown;
     for (uint64_t k = klo; k <= khi && !o.full; k++) {
+      /* A page read here has a few blocks after GEN among 1020: pass
+       * over the others a group at a time. */
+      if (below && k % TAG_GROUP == 0 && k + TAG_GROUP <= khi + 1 && !group_after (tags + k, gen)) {
+        k += TAG_GROUP - 1;
+        continue;
+      }
       uint64_t blo = (p * RCT_PER_PAGE + k) * g;
       if (RCT_GEN (tags[k]) > gen)
         { if (add (&o, blo, blo + g, (tags[k] & RCT_ZERO_KIND) ? VHDKIT_CHANGE_ZERO : VHDKIT_CHANGE_DATA) == -1) goto nomem; }
@@ -207,6 +259,18 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
   }
   free (tags);
   tags = NULL;
+  /* RCT-6: an L1 page rebuilt from its leaves cannot tell a leaf page
+   * that was lost (zeroed) from one never written; only the count of
+   * pages with tags over every L1 page can.  Pages that were not
+   * rebuilt are their own proof. */
+  if (view && l1c.rebuilt) {
+    if (rct_ready (r) == -1) goto fail;
+    if (LOAD_ACQUIRE (&r->state) != RCT_OK) {
+      invalid (r);
+      goto fail;
+    }
+  }
+  rct_l1_cursor_free (&l1c);
   if (o.full) {
     /* §3.5: stop where the last reported range ends. */
     c->processed = c->offsets[c->count - 1] + c->lengths[c->count - 1] - off;
@@ -217,8 +281,10 @@ rct_query (struct rct *r, const char *path, uint64_t size, uint32_t lss,
   }
   return 0;
  nomem:
-  free (tags);
-  changes_free (c);
   set_error_errno (ENOMEM, "%s: the answer needs more memory than there is", path);
+ fail:
+  free (tags);
+  rct_l1_cursor_free (&l1c);
+  changes_free (c);
   return -1;
 }

@@ -11,9 +11,12 @@
  *
  * Locking: attach, detach, new epochs and resizes run with the disk
  * layer's gate closed (L-2): nothing else runs on the state.  Header
- * writes run under the tracking lock (L-8).  The files are flock()ed
- * (exclusive for a writer, shared for a reader) for the life of the
- * handle (INV-5).
+ * writes run under the tracking lock (L-8), as does a read-only view's
+ * one pass over its L1 pages (rct_ready), which may run while queries
+ * of other threads are in progress: it publishes its results with
+ * release.  The files are flock()ed (exclusive for a writer, shared for
+ * a reader) for the life of the handle (INV-5), so the pages a view
+ * reads again later are the ones it read before.
  *
  * Crash behaviour: before any write reaches the image, the MRT bit of
  * every leaf page it touches is durable (RCT-2); tags change in memory
@@ -23,6 +26,7 @@
  * pages and never loses a change. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,14 +124,23 @@ rct_free_arrays (struct rct *r)
   r->npages_loaded = 0;
 }
 
-/* Grow *P from OLD to NEW elements of SIZE bytes, zero-filled. */
+/* Grow *P from OLD to NEW elements of SIZE bytes, zero-filled.  A new
+ * array comes from calloc: the pages of a large one stay the kernel's
+ * zero pages until they are written, so a summary of a big disk with
+ * few changes costs only what is set in it. */
 static int
 grow (void *pp, uint64_t old, uint64_t new, size_t size)
 {
   void **p = pp;
-  void *n = realloc (*p, (new ? new : 1) * size);
-  if (!n) return -1;
-  memset ((char *) n + old * size, 0, (new - old) * size);
+  void *n;
+  if (old == 0) {
+    if (!(n = calloc (new ? new : 1, size))) return -1;
+    free (*p);
+  }
+  else {
+    if (!(n = realloc (*p, new * size))) return -1;
+    memset ((char *) n + old * size, 0, (new - old) * size);
+  }
   *p = n;
   return 0;
 }
@@ -139,13 +152,13 @@ rct_size_arrays (struct rct *r, uint64_t size)
   uint64_t nl1 = div_round_up (np, RCT_L1_PER_PAGE);
   uint64_t nm = div_round_up (np, MRT_BITS_PER_PAGE);
   const size_t mb = MRT_BITS_PER_PAGE / 8;
-  if (np <= r->npages && r->l1) return 0;
-  if (grow (&r->l1, r->npages, np, 4) == -1 || grow (&r->l1s, r->npages, np, 4) == -1 ||
-      grow (&r->l1t, r->npages, np, 2) == -1 || grow (&r->l2, r->nl1, nl1, 4) == -1 ||
-      grow (&r->l1_dirty, r->nl1, nl1, 1) == -1 || grow (&r->mrt, r->nmrt * mb, nm * mb, 1) == -1)
+  if (np <= r->npages && r->l2) return 0;
+  if (grow (&r->l2, r->nl1, nl1, 4) == -1 || grow (&r->mrt, r->nmrt * mb, nm * mb, 1) == -1)
     goto nomem;
   if (r->writable) {
-    if (grow (&r->dir, r->npages, np, sizeof *r->dir) == -1 ||
+    if (grow (&r->l1, r->npages, np, 4) == -1 || grow (&r->l1s, r->npages, np, 4) == -1 ||
+        grow (&r->l1t, r->npages, np, 2) == -1 || grow (&r->l1_dirty, r->nl1, nl1, 1) == -1 ||
+        grow (&r->dir, r->npages, np, sizeof *r->dir) == -1 ||
         grow (&r->inflight, r->npages, np, 4) == -1 || grow (&r->touch, r->npages, np, 4) == -1 ||
         grow (&r->mrt_want, r->nmrt * mb, nm * mb, 1) == -1)
       goto nomem;
@@ -163,63 +176,33 @@ rct_size_arrays (struct rct *r, uint64_t size)
 
 static inline void setbit (uint8_t *b, uint64_t i) { b[i / 8] |= (uint8_t) (1u << (i % 8)); }
 
-/* ---- the read-only mapping ----
- * Queries read leaf pages through a shared read-only mapping of
- * IMAGE.rct: one page fault instead of one system call per changed page.
- * Pages written later are read with pread past the mapped length; the
- * mapping is dropped before any truncation (a new epoch).  A backend
- * that keeps writes aside (the crash simulator) gives no mapping. */
-
-static void
-unmap (struct rct *r)
-{
-  if (r->map) io_unmap (r->io, r->map, r->map_len);
-  r->map = NULL;
-  r->map_len = 0;
-}
-
-static void
-map_file (struct rct *r)
-{
-  uint64_t size;
-  unmap (r);
-  if (io_get_size (r->io, &size) == -1 || size <= r->leaf_off || size > SIZE_MAX)
-    return;
-  r->map = io_map (r->io, (size_t) size);
-  if (r->map) r->map_len = (size_t) size;
-}
-
-/* ---- leaf pages ---- */
+/* ---- leaf pages ----
+ * Pages are read with pread into a buffer of the caller's, never
+ * through a mapping: a query reads a few thousand scattered pages once,
+ * and on a virtualised kernel a page fault (and the unmapping after)
+ * costs more than a system call. */
 
 /* Read leaf page P into TAGS from the file.  A damaged page, or a
- * missing one the L1 summary says has tags, counts as all changed now:
- * the conservative answer (RCT-6).  Returns 1 then. */
+ * missing one whose summary (NEWEST) says it has tags, counts as all
+ * changed now: the conservative answer (RCT-6).  Returns 1 then. */
 int
-rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
+rct_load_leaf (struct rct *r, uint64_t p, uint32_t newest, uint32_t *tags)
 {
-  uint8_t buf[RCT_PAGE];
-  const uint8_t *b = buf;
-  uint64_t at = r->leaf_off + p * RCT_PAGE;
-  if (r->map && at + RCT_PAGE <= r->map_len)
-    b = r->map + at;
-  else {
-    ssize_t n = io_pread (r->io, buf, sizeof buf, at);
-    if (n < 0) {
-      set_error_errno (errno, "%s: read tracking page %" PRIu64, r->path, p);
-      return -1;
-    }
-    memset (buf + n, 0, sizeof buf - (size_t) n);
+  uint8_t *b = (uint8_t *) tags;
+  ssize_t n = io_pread (r->io, b, RCT_PAGE, r->leaf_off + p * RCT_PAGE);
+  if (n < 0) {
+    set_error_errno (errno, "%s: read tracking page %" PRIu64, r->path, p);
+    return -1;
   }
+  memset (b + n, 0, RCT_PAGE - (size_t) n);
   int c = rct_check_page (b, RCT_LEAF_MAGIC, p, rct_epoch_tag (&r->h.epoch));
   if (c == 0) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy (tags, b, RCT_PER_PAGE * 4);
-#else
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     for (int k = 0; k < RCT_PER_PAGE; k++) tags[k] = get_le32 (b + 4 * k);
 #endif
     return 0;
   }
-  if (c == 1 && LOAD_RELAXED (&r->l1[p]) == 0) {
+  if (c == 1 && newest == 0) {
     memset (tags, 0, RCT_PER_PAGE * 4);
     return 0;
   }
@@ -228,7 +211,80 @@ rct_load_leaf (struct rct *r, uint64_t p, uint32_t *tags)
   return 1;
 }
 
-/* ---- loading ---- */
+void
+rct_summarize (const uint32_t *tags, uint32_t *max, uint32_t *second, uint16_t *top)
+{
+  uint32_t m = 0, s = 0;
+  unsigned t = 0;
+  for (unsigned k = 0; k < RCT_PER_PAGE; k++) {
+    uint32_t g = RCT_GEN (tags[k]);
+    if (g > m) { s = m; m = g; t = k; }
+    else if (g > s) s = g;
+  }
+  *max = m;
+  *second = s;
+  *top = (uint16_t) (t | (tags[t] & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
+}
+
+/* ---- L1 summary pages ---- */
+
+int
+rct_l1_cursor_init (struct rct *r, struct rct_l1_cursor *c)
+{
+  memset (c, 0, offsetof (struct rct_l1_cursor, sums));
+  c->j = UINT64_MAX;
+  if (!(c->buf = malloc (RCT_L1_BATCH * RCT_PAGE))) {
+    set_error_errno (ENOMEM, "%s: tracking summary", r->path);
+    return -1;
+  }
+  return 0;
+}
+
+void
+rct_l1_cursor_free (struct rct_l1_cursor *c)
+{
+  free (c->buf);
+  c->buf = NULL;
+}
+
+/* The bytes of L1 page J in *OUT, read with the pages after it in the
+ * same batch.  A batch wholly inside a hole of the file is not read: its
+ * pages are zeros (never written), as a read would give, and *OUT is
+ * NULL for them. */
+static int
+l1_page (struct rct *r, struct rct_l1_cursor *c, uint64_t j, const uint8_t **out)
+{
+  if (j < c->first || j >= c->first + c->count) {
+    uint64_t first = j - j % RCT_L1_BATCH;
+    uint64_t count = r->nl1 - first < RCT_L1_BATCH ? r->nl1 - first : RCT_L1_BATCH;
+    uint64_t at = RCT_L1_OFF + first * RCT_PAGE, len = count * RCT_PAGE;
+    c->count = 0;
+    if (at < c->probe || at >= c->hole) {
+      c->probe = at;
+      if (io_next_data (r->io, at, &c->data, &c->hole) == -1) {
+        if (errno == ENXIO)
+          c->data = c->hole = UINT64_MAX;     /* only a hole after AT */
+        else {
+          c->data = at;                       /* cannot tell: read it all */
+          c->hole = UINT64_MAX;
+        }
+      }
+    }
+    c->zeros = at + len <= c->data;
+    if (!c->zeros) {
+      ssize_t n = io_pread (r->io, c->buf, len, at);
+      if (n < 0) {
+        set_error_errno (errno, "%s: read tracking summary page %" PRIu64, r->path, first);
+        return -1;
+      }
+      memset (c->buf + n, 0, len - (size_t) n);
+    }
+    c->first = first;
+    c->count = count;
+  }
+  *out = c->zeros ? NULL : c->buf + (j - c->first) * RCT_PAGE;
+  return 0;
+}
 
 /* Summary entry K of an L1 page (RCT-9): newest, newest of the others,
  * top block. */
@@ -240,52 +296,100 @@ l1_get (const uint8_t *b, unsigned k, uint32_t *max, uint32_t *second, uint16_t 
   *top = get_le16 (b + RCT_L1_ENTRY * k + 8);
 }
 
-static int
-load_l1 (struct rct *r)
+int
+rct_l1_read (struct rct *r, struct rct_l1_cursor *c, uint64_t j)
 {
-  uint8_t b[RCT_PAGE];
-  uint32_t *tags = malloc (RCT_PER_PAGE * 4);
-  if (!tags) { set_error_errno (ENOMEM, "%s", r->path); return -1; }
-  for (uint64_t j = 0; j < r->nl1; j++) {
-    ssize_t n = io_pread (r->io, b, sizeof b, RCT_L1_OFF + j * RCT_PAGE);
-    if (n < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
-    memset (b + n, 0, sizeof b - (size_t) n);
-    int c = rct_check_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch));
-    uint64_t first = j * RCT_L1_PER_PAGE;
-    r->l2[j] = 0;
-    for (uint64_t k = 0; k < RCT_L1_PER_PAGE && first + k < r->npages; k++) {
-      uint64_t p = first + k;
-      uint32_t max = 0, second = 0;
-      uint16_t top = 0;
-      if (c == 0) {
-        l1_get (b, (unsigned) k, &max, &second, &top);
-        /* Values a writer never produces: rebuild from the leaf. */
-        if (max > r->h.cur || second > max || (top & ~RCT_TOP_ZERO) >= RCT_PER_PAGE)
-          goto rebuild;
-        r->l1[p] = max; r->l1s[p] = second; r->l1t[p] = top;
-      }
-      else if (c == -1 || (c == 1 && j < r->h.max_l1)) {
-      rebuild:
-        /* A damaged or lost summary page is rebuilt from its leaves
-         * (a damaged leaf counts as all changed now). */
-        r->l1[p] = 0;
-        uint8_t lb[RCT_PAGE];
-        ssize_t m = io_pread (r->io, lb, sizeof lb, r->leaf_off + p * RCT_PAGE);
-        if (m < 0) { free (tags); set_error_errno (errno, "%s: read", r->path); return -1; }
-        memset (lb + m, 0, sizeof lb - (size_t) m);
-        int lc = rct_check_page (lb, RCT_LEAF_MAGIC, p, rct_epoch_tag (&r->h.epoch));
-        if (lc == 0)
-          for (int t = 0; t < RCT_PER_PAGE; t++) tags[t] = get_le32 (lb + 4 * t);
-        else
-          for (int t = 0; t < RCT_PER_PAGE; t++) tags[t] = lc == -1 ? r->h.cur : 0;
-        rct_sum_from_tags (r, p, tags);
-        r->l1_dirty[j] = r->writable;
-      }
-      if (r->l1[p] > r->l2[j]) r->l2[j] = r->l1[p];
+  if (c->j == j) return 0;
+  const uint8_t *b;
+  if (l1_page (r, c, j, &b) == -1) return -1;
+  int st = b ? rct_check_page (b, RCT_L1_MAGIC, j, rct_epoch_tag (&r->h.epoch)) : 1;
+  /* A damaged or lost summary page is rebuilt from its leaves (a
+   * damaged leaf counts as all changed now); so is an entry holding
+   * values a writer never produces. */
+  bool lost = st == -1 || (st == 1 && j < r->h.max_l1);
+  uint32_t *tags = NULL;
+  uint64_t first = j * RCT_L1_PER_PAGE;
+  c->j = UINT64_MAX;
+  c->newest = 0;
+  if (!lost && st != 0) {
+    /* Never written: no tags under it. */
+    memset (&c->sums, 0, sizeof c->sums);
+    c->j = j;
+    return 0;
+  }
+  for (unsigned k = 0; k < RCT_L1_PER_PAGE; k++) {
+    uint32_t max = 0, second = 0;
+    uint16_t top = 0;
+    bool rebuild = lost;
+    if (first + k >= r->npages) rebuild = false;
+    else if (st == 0) {
+      l1_get (b, k, &max, &second, &top);
+      rebuild = max > r->h.cur || second > max || (top & ~RCT_TOP_ZERO) >= RCT_PER_PAGE;
     }
+    if (rebuild) {
+      if (!tags && !(tags = malloc (RCT_PAGE))) {
+        set_error_errno (ENOMEM, "%s: tracking summary", r->path);
+        return -1;
+      }
+      if (rct_load_leaf (r, first + k, 0, tags) == -1) { free (tags); return -1; }
+      rct_summarize (tags, &max, &second, &top);
+      c->rebuilt = true;
+    }
+    c->sums.max[k] = max;
+    c->sums.second[k] = second;
+    c->sums.top[k] = top;
+    if (max > c->newest) c->newest = max;
   }
   free (tags);
+  c->j = j;
   return 0;
+}
+
+/* ---- loading ---- */
+
+/* Every L1 page, in order: a writer keeps the summaries (and rewrites a
+ * rebuilt page at its next flush); both count the pages with tags and
+ * compute l2. */
+static int
+scan_l1 (struct rct *r)
+{
+  struct rct_l1_cursor c;
+  if (rct_l1_cursor_init (r, &c) == -1) return -1;
+  uint64_t with_tags = 0;
+  for (uint64_t j = 0; j < r->nl1; j++) {
+    c.rebuilt = false;
+    if (rct_l1_read (r, &c, j) == -1) { rct_l1_cursor_free (&c); return -1; }
+    uint64_t first = j * RCT_L1_PER_PAGE;
+    uint32_t l2 = 0;
+    for (uint64_t k = 0; k < RCT_L1_PER_PAGE && first + k < r->npages; k++) {
+      uint32_t max = c.sums.max[k];
+      if (max > l2) l2 = max;
+      if (max) with_tags++;
+      /* The arrays are new and zero: only what is set is written. */
+      if (r->writable && (max || c.sums.second[k] || c.sums.top[k])) {
+        r->l1[first + k] = max;
+        r->l1s[first + k] = c.sums.second[k];
+        r->l1t[first + k] = c.sums.top[k];
+      }
+    }
+    r->l2[j] = l2;
+    if (r->writable && c.rebuilt) r->l1_dirty[j] = 1;
+  }
+  rct_l1_cursor_free (&c);
+  r->leaves_with_tags = with_tags;
+  return 0;
+}
+
+/* RCT-6: fewer pages with tags than were durably written means pages
+ * (and their summary) were lost: zeroed pages would read as never
+ * written.  True then, with the sentence in WHY.  After scan_l1. */
+static bool
+lost_pages (struct rct *r, char *why, size_t n)
+{
+  if (r->h.leaves_span != r->npages || r->leaves_with_tags >= r->h.leaves_written) return false;
+  snprintf (why, n, "the tracking file %s has lost pages of tags (%" PRIu64 " of %" PRIu64 " remain)",
+            r->path, r->leaves_with_tags, r->h.leaves_written);
+  return true;
 }
 
 /* The write-ahead map of the session that did not close cleanly
@@ -354,7 +458,6 @@ new_epoch (struct rct *r, const char *why)
   r->h = h;
   STORE_RELEASE (&r->cur, 1);
   fingerprint (r->img, &r->h);
-  unmap (r);
   /* The next change begins a session of the new epoch (RCT-10). */
   r->session_marked = false;
   r->hdr_dirty = false;
@@ -389,7 +492,6 @@ static void
 release (struct rct *r)
 {
   if (!r) return;
-  unmap (r);
   if (r->io) io_close (r->io);
   if (r->mio) io_close (r->mio);
   rct_free_arrays (r);
@@ -416,6 +518,28 @@ degrade (struct rct *r, enum rct_state st, const char *why)
 {
   r->state = st;
   reset_reason (r, why);
+  return 0;
+}
+
+int
+rct_ready (struct rct *r)
+{
+  if (r->writable || LOAD_ACQUIRE (&r->checked)) return 0;
+  /* L-8: one pass per view; a second caller waits for it. */
+  LOCK_FOR_SCOPE (&r->lock);
+  if (r->checked) return 0;
+  if (r->l1_due) {
+    char why[400];
+    if (scan_l1 (r) == -1) return -1;
+    /* Queries in flight read the state lock-free, and the sentence once
+     * the state is not RCT_OK: a view already invalid keeps its own;
+     * otherwise the sentence first, then the state (release). */
+    if (lost_pages (r, why, sizeof why) && r->state == RCT_OK) {
+      reset_reason (r, why);
+      STORE_RELEASE (&r->state, RCT_INVALID);
+    }
+  }
+  STORE_RELEASE (&r->checked, true);
   return 0;
 }
 
@@ -507,19 +631,13 @@ attach_files (struct rct *r)
     if (!r->writable) return degrade (r, RCT_INVALID, why);
     return new_epoch (r, why);
   }
-  if (load_l1 (r) == -1)
-    return -1;
-  r->leaves_with_tags = 0;
-  for (uint64_t p = 0; p < r->npages; p++)
-    if (r->l1[p]) r->leaves_with_tags++;
-  /* RCT-6: fewer pages with tags than were durably written means pages
-   * (and their summary) were lost: zeroed pages would read as never
-   * written. */
-  if (r->h.leaves_span == r->npages && r->leaves_with_tags < r->h.leaves_written) {
-    snprintf (why, sizeof why, "the tracking file %s has lost pages of tags (%" PRIu64 " of %" PRIu64 " remain)",
-              r->path, r->leaves_with_tags, r->h.leaves_written);
-    if (!r->writable) return degrade (r, RCT_INVALID, why);
-    return new_epoch (r, why);
+  /* A writer needs every summary in memory; a read-only view reads
+   * the L1 pages when a call first needs them (rct_ready). */
+  if (!r->writable)
+    r->l1_due = true;
+  else {
+    if (scan_l1 (r) == -1) return -1;
+    if (lost_pages (r, why, sizeof why)) return new_epoch (r, why);
   }
 
   /* INV-4: was the image changed by software that does not track? */
@@ -581,7 +699,6 @@ attach_files (struct rct *r)
   /* Bits of a clean state are all clear (a reader's recovery view is
    * kept in RECOVERED). */
   if (r->writable) memset (r->mrt, 0, r->nmrt * (MRT_BITS_PER_PAGE / 8));
-  map_file (r);
   return 0;
 }
 
@@ -852,6 +969,7 @@ rct_disable (struct rct *r, const char *image_path)
 int
 rct_get_status (struct rct *r, struct vhdkit_rct_status *st)
 {
+  if (rct_ready (r) == -1) return -1;
   if (r->state == RCT_BUSY) return rct_state_error (r);
   st->enabled = true;
   if (r->state == RCT_INVALID || r->state == RCT_FAILED) {
@@ -867,7 +985,7 @@ rct_get_status (struct rct *r, struct vhdkit_rct_status *st)
   if (r->h.cur > 1) rct_format_id (&r->h.epoch, r->h.cur - 1, st->most_recent_id);
   for (uint64_t j = 0; j < r->nl1 && !st->newer_changes; j++)
     st->newer_changes = LOAD_RELAXED (&r->l2[j]) >= r->h.cur;
-  st->newer_changes |= r->any_recovered;
+  st->newer_changes |= r->any_recovered && r->state == RCT_OK;
   for (uint32_t i = 0; i < r->h.nsizes; i++)
     st->newer_changes |= r->h.sizes[i].gen >= r->h.cur && r->h.cur > 1;
   st->recovered = r->state == RCT_OK && r->why[0] != '\0';

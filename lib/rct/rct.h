@@ -57,7 +57,8 @@ struct rct_header {
 
 /* A leaf page in memory (writers only).  Under its stripe lock (L-9). */
 struct rct_page {
-  uint32_t tags[RCT_PER_PAGE];
+  uint32_t tags[RCT_PAGE / 4];   /* RCT_PER_PAGE tags, and room for the
+                                    trailer: a page is read in place */
   uint32_t version;              /* bumped by every change */
   bool dirty;                    /* changed since last durable */
 };
@@ -105,14 +106,15 @@ struct rct {
   uint64_t npages;               /* leaf pages covering the virtual size */
   uint64_t nl1;                  /* L1 pages covering npages */
   uint64_t nmrt;                 /* bit pages of the map */
-  /* The summary of leaf page p (RCT-9): the newest generation in it,
-   * the newest among its other blocks, and which block is the newest. */
+  /* The summary of leaf page p (RCT-9), writers only: the newest
+   * generation in it, the newest among its other blocks, and which block
+   * is the newest. */
   uint32_t *l1;                  /* newest generation per leaf page (npages) */
   uint32_t *l1s;                 /* newest generation except block l1t[p] */
   uint16_t *l1t;                 /* that block (0..1019) | RCT_TOP_ZERO */
-  uint32_t *l2;                  /* atomic max of each L1 page's entries */
   uint8_t *l1_dirty;             /* atomic, per L1 page */
-  uint64_t leaves_with_tags;     /* atomic: pages p < npages with l1[p] > 0 */
+  uint32_t *l2;                  /* atomic max of each L1 page's entries */
+  uint64_t leaves_with_tags;     /* atomic: pages p < npages whose newest > 0 */
 
   /* Writers only. */
   pthread_mutex_t stripe[RCT_STRIPES];   /* L-9 */
@@ -131,11 +133,40 @@ struct rct {
   uint8_t *mrt;                  /* atomic bytes: bits known durable in IMAGE.mrt */
   uint8_t *mrt_want;             /* atomic bytes: bits requested */
 
-  /* Readers only. */
+  /* Readers only.  A read-only view keeps no summaries in memory: a
+   * query reads the L1 pages its window needs (struct rct_l1_cursor)
+   * and checks each one it reads.  The count of pages with tags (RCT-6)
+   * and l2 come from one pass over every L1 page, made by the first call
+   * that needs them (rct_ready: status, or a query that had to rebuild
+   * an L1 page) under the tracking lock (L-8); checked is then set
+   * (release), and state may have become RCT_INVALID (release, read
+   * with acquire by queries). */
   uint8_t *recovered;            /* read-only recovery: page counts as changed at cur */
   bool any_recovered;
-  const uint8_t *map;            /* IMAGE.rct mapped read-only, for queries */
-  size_t map_len;
+  bool l1_due;                   /* the files passed the checks made before the pass */
+  bool checked;                  /* atomic: the pass is done (l2 is final) */
+};
+
+/* The summaries of the leaf pages of one L1 page (RCT-9), decoded from
+ * a checked page or rebuilt from its leaves. */
+struct rct_sums {
+  uint32_t max[RCT_L1_PER_PAGE];
+  uint32_t second[RCT_L1_PER_PAGE];
+  uint16_t top[RCT_L1_PER_PAGE];
+};
+
+/* Reads L1 pages in file order, RCT_L1_BATCH at a time, skipping holes
+ * of the file (which read as zeros); one per thread and pass. */
+#define RCT_L1_BATCH 16
+struct rct_l1_cursor {
+  uint8_t *buf;                  /* RCT_L1_BATCH pages from page first */
+  uint64_t first, count;
+  bool zeros;                    /* the batch lies in a hole: not read */
+  uint64_t probe, data, hole;    /* the file's first data extent [data, hole) at or after probe */
+  uint64_t j;                    /* the page in sums; UINT64_MAX: none */
+  uint32_t newest;               /* the largest of sums.max */
+  bool rebuilt;                  /* a page read was (partly) rebuilt from its leaves */
+  struct rct_sums sums;
 };
 
 /* What one write, zero or discard recorded (rct_write_begin .. _end). */
@@ -167,7 +198,23 @@ uint64_t rct_l1_pages (uint32_t granularity);
 #define RCT_MRTH_MAGIC 0x4854524du     /* "MRTH" */
 
 /* rct.c, for query.c and track.c */
-int rct_load_leaf (struct rct *r, uint64_t page, uint32_t *tags);   /* 1: substituted */
+/* Leaf page P from the file into TAGS (RCT_PAGE bytes: the page is
+ * read there and its RCT_PER_PAGE tags decoded in place); NEWEST is what
+ * its summary says (an all-zero page is lost if that is not 0).
+ * 1: substituted. */
+int rct_load_leaf (struct rct *r, uint64_t page, uint32_t newest, uint32_t *tags);
+/* The summaries of L1 page J into C->sums (read and checked, rebuilt
+ * from the leaves if damaged, RCT-6); 0 or -1. */
+int rct_l1_read (struct rct *r, struct rct_l1_cursor *c, uint64_t j);
+int rct_l1_cursor_init (struct rct *r, struct rct_l1_cursor *c);
+void rct_l1_cursor_free (struct rct_l1_cursor *c);
+/* The summary of leaf page P (< npages) computed from all its tags. */
+void rct_summarize (const uint32_t *tags, uint32_t *max, uint32_t *second, uint16_t *top);
+/* A read-only view: the pass over every L1 page done (RCT-6), so l2
+ * and the count of pages with tags are known, and the state says
+ * whether pages were lost.  Status calls it first; a query when it had
+ * to rebuild an L1 page.  0, or -1 on a read error. */
+int rct_ready (struct rct *r);
 uint64_t rct_min_size_since (const struct rct *r, uint32_t gen);
 int rct_parse_id (const char *id, struct guid *epoch, uint32_t *gen);
 void rct_format_id (const struct guid *epoch, uint32_t gen, char *out);
@@ -184,8 +231,9 @@ int rct_flush_locked (struct rct *r, bool all);
 int rct_session_begin_locked (struct rct *r);
 int rct_mrt_put_session (struct rct *r, uint64_t from);
 int rct_recover_page (struct rct *r, uint64_t p);
-/* For queries: page P's tags (memory first), and its summary. */
-int rct_page_tags (struct rct *r, uint64_t p, uint32_t *tags);
+/* For queries on a writer's state: page P's tags (memory first; TAGS
+ * and NEWEST as for rct_load_leaf), and its summary. */
+int rct_page_tags (struct rct *r, uint64_t p, uint32_t newest, uint32_t *tags);
 void rct_page_summary (struct rct *r, uint64_t p, uint32_t *max, uint32_t *second, uint16_t *top);
 /* The MRT bit of leaf page P as known durable / set it in memory. */
 bool rct_mrt_get (const struct rct *r, uint64_t p);

@@ -273,18 +273,14 @@ sum_note (struct rct *r, uint64_t p, unsigned k, uint32_t tag)
 void
 rct_sum_from_tags (struct rct *r, uint64_t p, const uint32_t *tags)
 {
-  uint32_t max = 0, second = 0;
-  unsigned top = 0;
-  for (unsigned k = 0; k < RCT_PER_PAGE; k++) {
-    uint32_t g = RCT_GEN (tags[k]);
-    if (g > max) { second = max; max = g; top = k; }
-    else if (g > second) second = g;
-  }
+  uint32_t max, second;
+  uint16_t top;
+  rct_summarize (tags, &max, &second, &top);
   bool first = r->l1[p] == 0;
   if (first && max == 0) return;
   STORE_RELAXED (&r->l1[p], max);
   r->l1s[p] = second;
-  r->l1t[p] = (uint16_t) (top | (tags[top] & RCT_ZERO_KIND ? RCT_TOP_ZERO : 0));
+  r->l1t[p] = top;
   sum_dirty (r, p);
   if (first && max > 0) count_leaf (r);
 }
@@ -333,7 +329,7 @@ page_locked (struct rct *r, uint64_t p, struct rct_page **out)
     set_error_errno (ENOMEM, "%s: tracking cache", r->path);
     return -1;
   }
-  int sub = rct_load_leaf (r, p, pg->tags);
+  int sub = rct_load_leaf (r, p, LOAD_RELAXED (&r->l1[p]), pg->tags);
   if (sub == -1) { free (pg); return -1; }
   pthread_mutex_lock (stripe (r, p));
   if (r->dir[p]) {
@@ -749,30 +745,28 @@ rct_recover_page (struct rct *r, uint64_t p)
  * there (it may be newer than the file), else from the file.  1 if
  * the page was damaged and counts as all changed. */
 int
-rct_page_tags (struct rct *r, uint64_t p, uint32_t *tags)
+rct_page_tags (struct rct *r, uint64_t p, uint32_t newest, uint32_t *tags)
 {
-  if (r->dir) {
-    pthread_mutex_lock (stripe (r, p));
-    struct rct_page *pg = r->dir[p];
-    if (pg) {
-      memcpy (tags, pg->tags, sizeof pg->tags);
-      pthread_mutex_unlock (stripe (r, p));
-      return 0;
-    }
+  pthread_mutex_lock (stripe (r, p));
+  struct rct_page *pg = r->dir[p];
+  if (pg) {
+    memcpy (tags, pg->tags, RCT_PER_PAGE * 4);
     pthread_mutex_unlock (stripe (r, p));
+    return 0;
   }
+  pthread_mutex_unlock (stripe (r, p));
   /* Not in memory: the file holds its newest tags (only clean pages
    * leave memory). */
-  return rct_load_leaf (r, p, tags);
+  return rct_load_leaf (r, p, newest, tags);
 }
 
-/* The summary of leaf page P, consistent (under its stripe lock). */
+/* The summary of leaf page P, consistent (under its stripe lock, L-9). */
 void
 rct_page_summary (struct rct *r, uint64_t p, uint32_t *max, uint32_t *second, uint16_t *top)
 {
-  if (r->dir) pthread_mutex_lock (stripe (r, p));
+  pthread_mutex_lock (stripe (r, p));
   *max = r->l1[p];
   *second = r->l1s[p];
   *top = r->l1t[p];
-  if (r->dir) pthread_mutex_unlock (stripe (r, p));
+  pthread_mutex_unlock (stripe (r, p));
 }

@@ -715,22 +715,6 @@ sim_next_data_real (struct io *io, uint64_t off, uint64_t *data, uint64_t *hole)
   return real->ops->next_data (real, off, data, hole);
 }
 
-static const void *
-sim_map_real (struct io *io, size_t len)
-{
-  struct io *real = sim (io)->real;
-
-  return real->ops->map (real, len);
-}
-
-static void
-sim_unmap (struct io *io, const void *p, size_t len)
-{
-  struct io *real = sim (io)->real;
-
-  real->ops->unmap (real, p, len);
-}
-
 static void
 sim_hint_writeback_real (struct io *io)
 {
@@ -772,8 +756,6 @@ static const struct io_ops pass_ops = {
   .zero_range = pass_zero_range,
   .stat = sim_stat_real,
   .next_data = sim_next_data_real,
-  .map = sim_map_real,
-  .unmap = sim_unmap,
   .hint_writeback = sim_hint_writeback_real,
   .lock = sim_lock_file,
   .lock_record = sim_lock_record,
@@ -992,13 +974,6 @@ crash_next_data (struct io *io, uint64_t off, uint64_t *data, uint64_t *hole)
   return 0;
 }
 
-/* A mapping would not show pending writes. */
-static const void *
-crash_map (struct io *io, size_t len)
-{
-  return NULL;
-}
-
 static void
 crash_hint_writeback (struct io *io)
 {
@@ -1049,8 +1024,6 @@ static const struct io_ops crash_ops = {
   .zero_range = crash_zero_range,
   .stat = crash_stat,
   .next_data = crash_next_data,
-  .map = crash_map,
-  .unmap = sim_unmap,
   .hint_writeback = crash_hint_writeback,
   .lock = sim_lock_file,
   .lock_record = sim_lock_record,

@@ -106,8 +106,6 @@ static int g_zero (struct io *io, uint64_t o, uint64_t n, int how)
 }
 static int g_stat (struct io *io, struct io_stat *st) { return io_stat (R (io), st); }
 static int g_next (struct io *io, uint64_t o, uint64_t *d, uint64_t *h) { return io_next_data (R (io), o, d, h); }
-static const void *g_map (struct io *io, size_t len) { (void) io; (void) len; return NULL; }
-static void g_unmap (struct io *io, const void *p, size_t len) { (void) io; (void) p; (void) len; }
 static void g_hint (struct io *io) { io_hint_writeback (R (io)); }
 static int g_lock (struct io *io, int x) { return io_lock (R (io), x); }
 static int g_lockr (struct io *io, int how) { return io_lock_record (R (io), how); }
@@ -121,8 +119,8 @@ static int g_close (struct io *io)
 
 static const struct io_ops gate_ops = {
   .pread = g_pread, .pwrite = g_pwrite, .sync = g_sync, .truncate = g_truncate,
-  .zero_range = g_zero, .stat = g_stat, .next_data = g_next, .map = g_map,
-  .unmap = g_unmap, .hint_writeback = g_hint, .lock = g_lock,
+  .zero_range = g_zero, .stat = g_stat, .next_data = g_next,
+  .hint_writeback = g_hint, .lock = g_lock,
   .lock_record = g_lockr, .close = g_close,
 };
 
