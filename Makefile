@@ -206,6 +206,7 @@ soak: all
 	VHDKIT_SET_MODEL_STEPS=$(SET_SOAK_STEPS) $(B)/tests/test-set-model
 	VHDKIT_STRESS_SECONDS=$(STRESS_SOAK_SECONDS) $(B)/tests/test-stress
 	VHDKIT_MTCRASH_RUNS=$(MTCRASH_SOAK_RUNS) VHDKIT_MTCRASH_FULL=1 $(B)/tests/test-mt-crash
+	VHDKIT_LOAD_SECONDS=300 tests/run.sh --build $(B) daemon/test-daemon-load
 	$(MAKE) sweep
 
 # Every crash and fault sweep at every point; make test visits at most

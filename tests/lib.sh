@@ -56,7 +56,7 @@ sweep_points () {
 import random, sys
 n, m, seed = map(int, sys.argv[1:4])
 rest = list(range(3, n))        # 1, 2 and n are always visited
-k = m - 3
+k = max(m - 3, 1)
 off = random.Random(seed * 1000003 + n).random()
 step = len(rest) / k
 pick = sorted({rest[int((i + off) * step)] for i in range(k)})
