@@ -42,8 +42,11 @@ DFUZZ_SRC  := $(wildcard tests/fuzz/fuzz-daemon-*.c)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_PKGS := libmicrohttpd jansson libsystemd libxml-2.0 libcrypt gnutls
-# The CLI calls vhdkitd with --connect (cli/remote.c).
+# The CLI calls vhdkitd with --connect (cli/remote.c), through libcurl
+# loaded with dlopen when it is needed: compiled against its headers,
+# not linked (see load_curl).
 CLI_PKGS   := libcurl jansson
+CLI_LINK_PKGS := jansson
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
@@ -84,7 +87,7 @@ $(B)/vhdkit.pc: vhdkit.pc.in include/vhdkit.h
 
 $(CLI_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(CLI_PKGS))
 $(B)/vhdkit: $(CLI_OBJ) $(B)/libvhdkit.a
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_LINK_PKGS)) -ldl $(LDLIBS)
 
 # The service (daemon/, docs/vhdkitd.8.md).
 $(DAEMON_OBJ): EXTRA_CPPFLAGS = $(shell pkg-config --cflags $(DAEMON_PKGS))
@@ -95,7 +98,7 @@ $(B)/vhdkitd: $(DAEMON_OBJ) $(B)/libvhdkit.a
 # for the shell tests that set VHDKIT_SIM.  Not installed.
 $(B)/tests/vhdkit-sim: $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_PKGS)) $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SIM_OBJ) $(B)/libvhdkit.a $(shell pkg-config --libs $(CLI_LINK_PKGS)) -ldl $(LDLIBS)
 
 # Unit tests and helpers link the static library and the simulator.
 $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(SIM_OBJ) $(B)/libvhdkit.a

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <curl/curl.h>
 
@@ -83,6 +84,62 @@ collect (char *data, size_t size, size_t nmemb, void *opaque)
   return n;
 }
 
+/* libcurl is loaded when a command first talks to vhdkitd, not at
+ * start-up: linking it brings in some thirty shared libraries (TLS,
+ * Kerberos, LDAP, ...), which made every local command take four times
+ * longer to start.  Only these functions are used; <curl/curl.h> still
+ * gives the types and constants, and the package depends on libcurl4. */
+static struct {
+  CURLcode (*global_init) (long);
+  CURL *(*easy_init) (void);
+  CURLcode (*easy_setopt) (CURL *, CURLoption, ...);
+  CURLcode (*easy_perform) (CURL *);
+  CURLcode (*easy_getinfo) (CURL *, CURLINFO, ...);
+  void (*easy_cleanup) (CURL *);
+  const char *(*easy_strerror) (CURLcode);
+  struct curl_slist *(*slist_append) (struct curl_slist *, const char *);
+  void (*slist_free_all) (struct curl_slist *);
+} cu;
+
+#define LIBCURL_SONAME "libcurl.so.4"
+
+/* 0, or -1 with the reason in ERR (the CLI is single-threaded). */
+static int
+load_curl (char *err, size_t n)
+{
+  static void *lib;
+  const char *what = NULL;
+
+  if (lib)
+    return 0;
+  void *h = dlopen (LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    snprintf (err, n, "cannot load %s, which --connect needs "
+              "(install the libcurl4 package): %s", LIBCURL_SONAME, dlerror ());
+    return -1;
+  }
+#define SYM(field, name) \
+  if (what == NULL && (*(void **) &cu.field = dlsym (h, name)) == NULL) \
+    what = name
+  SYM (global_init, "curl_global_init");
+  SYM (easy_init, "curl_easy_init");
+  SYM (easy_setopt, "curl_easy_setopt");
+  SYM (easy_perform, "curl_easy_perform");
+  SYM (easy_getinfo, "curl_easy_getinfo");
+  SYM (easy_cleanup, "curl_easy_cleanup");
+  SYM (easy_strerror, "curl_easy_strerror");
+  SYM (slist_append, "curl_slist_append");
+  SYM (slist_free_all, "curl_slist_free_all");
+#undef SYM
+  if (what) {
+    snprintf (err, n, "%s has no function %s", LIBCURL_SONAME, what);
+    dlclose (h);
+    return -1;
+  }
+  lib = h;
+  return 0;
+}
+
 /* One request to SOCKET: POST BODY to PATH (below the namespace), or GET
  * it when BODY is NULL.  0 with *REPLY the answer's JSON object, or a
  * return code with the reason in ERR. */
@@ -99,46 +156,48 @@ request (const char *socket, const char *path, const char *body,
   uint32_t rc = 0;
 
   *reply = NULL;
-  if (curl_global_init (CURL_GLOBAL_NOTHING) != CURLE_OK ||
-      (h = curl_easy_init ()) == NULL) {
+  if (load_curl (err, n) == -1)
+    return VHDKIT_RC_NOT_SUPPORTED;
+  if (cu.global_init (CURL_GLOBAL_NOTHING) != CURLE_OK ||
+      (h = cu.easy_init ()) == NULL) {
     snprintf (err, n, "cannot start an HTTP client");
     return VHDKIT_RC_OUT_OF_MEMORY;
   }
   if (asprintf (&url, "http://localhost/" NAMESPACE "/%s", path) == -1) {
-    curl_easy_cleanup (h);
+    cu.easy_cleanup (h);
     snprintf (err, n, "out of memory");
     return VHDKIT_RC_OUT_OF_MEMORY;
   }
-  curl_easy_setopt (h, CURLOPT_UNIX_SOCKET_PATH, socket);
-  curl_easy_setopt (h, CURLOPT_URL, url);
-  curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, (long) CONNECT_TIMEOUT_S);
-  curl_easy_setopt (h, CURLOPT_TIMEOUT, timeout_s);
-  curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt (h, CURLOPT_WRITEDATA, &a);
+  cu.easy_setopt (h, CURLOPT_UNIX_SOCKET_PATH, socket);
+  cu.easy_setopt (h, CURLOPT_URL, url);
+  cu.easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
+  cu.easy_setopt (h, CURLOPT_CONNECTTIMEOUT, (long) CONNECT_TIMEOUT_S);
+  cu.easy_setopt (h, CURLOPT_TIMEOUT, timeout_s);
+  cu.easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
+  cu.easy_setopt (h, CURLOPT_WRITEFUNCTION, collect);
+  cu.easy_setopt (h, CURLOPT_WRITEDATA, &a);
   struct curl_slist *hdr = NULL;
   if (body) {
-    hdr = curl_slist_append (hdr, "Content-Type: application/json");
-    curl_easy_setopt (h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt (h, CURLOPT_POSTFIELDS, body);
+    hdr = cu.slist_append (hdr, "Content-Type: application/json");
+    cu.easy_setopt (h, CURLOPT_HTTPHEADER, hdr);
+    cu.easy_setopt (h, CURLOPT_POSTFIELDS, body);
   }
-  cc = curl_easy_perform (h);
-  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all (hdr);
-  curl_easy_cleanup (h);
+  cc = cu.easy_perform (h);
+  cu.easy_getinfo (h, CURLINFO_RESPONSE_CODE, &status);
+  cu.slist_free_all (hdr);
+  cu.easy_cleanup (h);
   free (url);
 
   if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT) {
     snprintf (err, n, "cannot reach vhdkitd at %s: %s", socket,
-              *errbuf ? errbuf : curl_easy_strerror (cc));
+              *errbuf ? errbuf : cu.easy_strerror (cc));
     rc = cc == CURLE_OPERATION_TIMEDOUT ? VHDKIT_RC_TIMEOUT
       : VHDKIT_RC_NOT_AVAILABLE;
   }
   else if (cc != CURLE_OK) {
     snprintf (err, n, "vhdkitd at %s: %s", socket,
               a.too_big ? "the answer is larger than 1 GiB"
-              : *errbuf ? errbuf : curl_easy_strerror (cc));
+              : *errbuf ? errbuf : cu.easy_strerror (cc));
     rc = VHDKIT_RC_FAILED;
   }
   /* Every answer of the door is a JSON object, whatever the status. */
