@@ -231,8 +231,13 @@ static void *
 housekeeping (void *arg)
 {
   (void) arg;
+  /* A quarter of the idle timeout, at most 2 s: a disk closes between
+   * S and 1.25 S seconds after its last use (S >= 8: S + 2 s). */
+  unsigned tick_ms = reg_idle_seconds () * 250;
+  if (tick_ms > 2000) tick_ms = 2000;
   while (!__atomic_load_n (&stop_now, __ATOMIC_ACQUIRE)) {
-    sleep (2);
+    struct timespec ts = { tick_ms / 1000, (long) (tick_ms % 1000) * 1000000 };
+    nanosleep (&ts, NULL);
     reg_close_idle ();
   }
   return NULL;

@@ -25,7 +25,7 @@ struct entry {
   struct reg_disk rd;
   enum state state;
   unsigned refs;
-  time_t last_used;
+  uint64_t last_used;            /* reg_now_ms () of the last release */
   struct entry *next;
 };
 
@@ -35,6 +35,17 @@ static struct entry *entries;
 static unsigned idle_seconds = 300;
 
 void reg_set_idle_seconds (unsigned s) { idle_seconds = s; }
+unsigned reg_idle_seconds (void) { return idle_seconds; }
+
+/* Milliseconds on the monotonic clock: idle times do not jump with the
+ * wall clock. */
+uint64_t
+reg_now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
 
 static struct entry *
 find_locked (const char *real)
@@ -86,7 +97,7 @@ reg_get (struct call *c, const char *real, struct reg_disk **out)
     pthread_cond_wait (&reg_cv, &reg_lock);
   if (e) {
     e->refs++;
-    e->last_used = time (NULL);
+    e->last_used = reg_now_ms ();
     pthread_mutex_unlock (&reg_lock);
     *out = &e->rd;
     return 0;
@@ -112,7 +123,7 @@ reg_get (struct call *c, const char *real, struct reg_disk **out)
   }
   else {
     e->state = OPEN;
-    e->last_used = time (NULL);
+    e->last_used = reg_now_ms ();
     *out = &e->rd;
   }
   pthread_cond_broadcast (&reg_cv);
@@ -126,7 +137,7 @@ reg_put (struct reg_disk *rd)
   struct entry *e = (struct entry *) rd;
   pthread_mutex_lock (&reg_lock);
   e->refs--;
-  e->last_used = time (NULL);
+  e->last_used = reg_now_ms ();
   pthread_mutex_unlock (&reg_lock);
 }
 
@@ -168,12 +179,12 @@ reg_evict (struct call *c, const char *real)
 /* Close, one at a time, the open entries with no reference that WANT
  * says to close. */
 static int
-close_matching (bool (*want) (const struct entry *e, time_t now))
+close_matching (bool (*want) (const struct entry *e, uint64_t now))
 {
   int r = 0;
   pthread_mutex_lock (&reg_lock);
   for (;;) {
-    time_t now = time (NULL);
+    uint64_t now = reg_now_ms ();
     struct entry *e;
     for (e = entries; e; e = e->next)
       if (e->state == OPEN && e->refs == 0 && want (e, now)) break;
@@ -186,13 +197,13 @@ close_matching (bool (*want) (const struct entry *e, time_t now))
 }
 
 static bool
-idle (const struct entry *e, time_t now)
+idle (const struct entry *e, uint64_t now)
 {
-  return (unsigned) (now - e->last_used) >= idle_seconds;
+  return now - e->last_used >= (uint64_t) idle_seconds * 1000;
 }
 
 static bool
-any (const struct entry *e, time_t now)
+any (const struct entry *e, uint64_t now)
 {
   (void) e; (void) now;
   return true;

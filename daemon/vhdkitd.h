@@ -141,6 +141,8 @@ void reg_put (struct reg_disk *rd);
  * the file themselves): 0, or 32774 with c->error set. */
 uint32_t reg_evict (struct call *c, const char *real);
 void reg_set_idle_seconds (unsigned s);
+unsigned reg_idle_seconds (void);
+uint64_t reg_now_ms (void);               /* CLOCK_MONOTONIC */
 void reg_close_idle (void);                 /* from the housekeeping thread */
 int reg_close_all (void);                   /* at shutdown: flush and close */
 size_t reg_count (void);

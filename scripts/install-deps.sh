@@ -31,6 +31,7 @@ packages=(
   gnutls-bin            # certtool (tests/daemon/test-daemon-tcp.sh)
   strace                # fault injection into real system calls (tests/rct/test-rct-retry.sh)
   python3
+  jq                    # the vhdkitd tests read JSON answers (tests/daemon/daemon-lib.sh)
   libmicrohttpd-dev     # vhdkitd: HTTP
   libjansson-dev        # vhdkitd and vhdkit --connect: JSON
   libcurl4-openssl-dev  # vhdkit --connect: HTTP over vhdkitd's Unix socket

@@ -24,7 +24,7 @@ head -c $((96 * M)) /dev/urandom | "$VHDKIT" write "$D/c.vhdx" --offset $((4 * M
 start_daemon
 A=$D/a.vhdx
 CH="{\"Path\":\"$A\",\"LimitId\":\"$ID\",\"TargetSnapshotId\":null,\"ByteOffset\":0,\"ByteLength\":1073741824}"
-want='[1048576, 104857600]'
+want='[1048576,104857600]'
 # The expected answer, once, before the load.
 call Msvm_ImageManagementService GetVirtualDiskChanges "$CH" > "$T/ch.json"
 [ "$(jf ChangedByteOffsets < "$T/ch.json")" = "$want" ] || fail "GetVirtualDiskChanges before the load: $(cat "$T/ch.json")"
