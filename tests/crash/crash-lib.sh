@@ -10,34 +10,14 @@
 # NO_QEMU=1 skips qemu (differencing images); QEMU_CONTENT=0 skips only
 # comparing qemu's reading of the whole disk (huge sparse disks).
 # and calls crash_loop and fault_loop.
-need qemu-img /usr/bin/python3
+need qemu-img
 use_sim_cli
 
 view () { "$VHDKIT" read "$1/$IMG"; }
 
 # sectorcmp OLD NEW GOT: every 512-byte sector of GOT equals OLD's or NEW's.
 sectorcmp () {
-  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
-import sys
-old, new, got = (open(p, 'rb').read() for p in sys.argv[1:4])
-if len(got) not in (len(old), len(new)):
-    sys.exit("size %d is neither old %d nor new %d" % (len(got), len(old), len(new)))
-if got == old or got == new:
-    sys.exit(0)
-# Whole 1 MiB chunks that equal old or new need no sector-by-sector look.
-bad = 0
-C = 1 << 20
-for c in range(0, len(got), C):
-    if got[c:c+C] in (old[c:c+C], new[c:c+C]):
-        continue
-    for i in range(c, min(c + C, len(got)), 512):
-        g = got[i:i+512]
-        if g != old[i:i+512] and g != new[i:i+512]:
-            bad += 1
-            if bad <= 5:
-                print("sector at %d is neither old nor new" % i, file=sys.stderr)
-sys.exit(1 if bad else 0)
-PY
+  "$VHDKIT_BUILD/tests/rawcmp" oneof "$1" "$2" "$3"
 }
 
 # qemu_view DIR: what qemu reads after replaying the log itself (only

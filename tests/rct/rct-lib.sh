@@ -212,20 +212,7 @@ expect_invalid () {
 # diff_sectors A B BASE: "OFF LEN" (absolute, BASE added) for every run of
 # 512-byte sectors in which files A and B differ.
 diff_sectors () {
-  "$PY" - "$@" <<'PY'
-import sys
-a, b, base = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read(), int(sys.argv[3])
-n = max(len(a), len(b))
-run = None
-for i in range(0, n, 512):
-    d = a[i:i+512] != b[i:i+512]
-    if d and run is None:
-        run = i
-    if not d and run is not None:
-        print(base + run, i - run); run = None
-if run is not None:
-    print(base + run, n - run)
-PY
+  "$VHDKIT_BUILD/tests/rawcmp" diff "$1" "$2" "$3"
 }
 
 # The IDs recorded so far (first field of $IDS).
