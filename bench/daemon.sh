@@ -5,7 +5,8 @@
 # bench/results/daemon-<date>.txt.
 #
 #  1. GetVirtualDiskChanges through the service: BENCH_CHANGES (default
-#     100000) scattered changed 4 KiB blocks on a 1 TiB dynamic VHDX
+#     100000) scattered changed 4 KiB blocks on a BENCH_SIZE (default
+#     64T) dynamic VHDX
 #     (64 KiB granularity, bench/rctgen.c), the whole disk asked for in
 #     one call.  hyperfine medians, three rounds, of: `vhdkit changes
 #     --all` on a copy of the image (the library, no service), the same
@@ -20,7 +21,8 @@
 #     while conversion jobs run one after another; three rounds each.
 #
 # Environment: BENCH_DIR (scratch, default /var/tmp/vhdkit-bench-daemon),
-# BENCH_RUNS (hyperfine runs, default 5), BENCH_CHANGES, BENCH_SECONDS.
+# BENCH_RUNS (hyperfine runs, default 5), BENCH_CHANGES, BENCH_SIZE (the
+# virtual size, with a K/M/G/T suffix; default 64T), BENCH_SECONDS.
 {
 set -euo pipefail
 shopt -s inherit_errexit
@@ -29,6 +31,8 @@ dir=${BENCH_DIR:-/var/tmp/vhdkit-bench-daemon}
 runs=${BENCH_RUNS:-5}
 nchg=${BENCH_CHANGES:-100000}
 secs=${BENCH_SECONDS:-10}
+size_arg=${BENCH_SIZE:-64T}
+size=$(numfmt --from=iec "$size_arg") || { echo "bench: BENCH_SIZE=$size_arg is not a size"; exit 1; }
 for c in qemu-img qemu-io qemu-nbd nbdinfo hyperfine python3 curl cc; do
   command -v $c >/dev/null || { echo "bench: $c missing (scripts/install-deps.sh installs it)"; exit 1; }
 done
@@ -55,8 +59,8 @@ say "# load average at the start: $(load)"
 
 # ---- the images ----------------------------------------------------------
 D=$dir/disks/q.vhdx
-"$G" offsets $((1 << 40)) "$nchg" 42 > "$dir/off.txt"
-"$V" create "$D" --size 1T >/dev/null
+"$G" offsets "$size" "$nchg" 42 > "$dir/off.txt"
+"$V" create "$D" --size "$size" >/dev/null
 "$V" rct enable "$D" --granularity 64K >/dev/null
 id=$("$V" rct checkpoint "$D")
 "$G" write "$D" "$dir/off.txt" 10000 >/dev/null
@@ -64,7 +68,7 @@ cp --sparse=always "$D" "$dir/lib.vhdx"
 cp --sparse=always "$D.rct" "$dir/lib.vhdx.rct"
 cp --sparse=always "$D.mrt" "$dir/lib.vhdx.mrt" 2>/dev/null || true
 qc=$dir/q.qcow2
-qemu-img create -q -f qcow2 "$qc" 1T
+qemu-img create -q -f qcow2 "$qc" "$size"
 qemu-img bitmap --add -g 65536 "$qc" b0
 awk '{ print "write -q " $1 " 4k" }' "$dir/off.txt" | qemu-io -f qcow2 -t unsafe "$qc" > "$dir/qemu-io.log" 2>&1
 sync
@@ -86,10 +90,10 @@ for ((t = 0; t < 600; t++)); do [ -S "$nsock" ] && break; sleep 0.1; done
 uri="nbd+unix:///?socket=$nsock"
 
 U=http://localhost/root/virtualization/v2/Msvm_ImageManagementService/GetVirtualDiskChanges
-printf '{"Path":"%s","LimitId":"%s","TargetSnapshotId":null,"ByteOffset":0,"ByteLength":%d}' "$D" "$id" $((1 << 40)) > "$dir/body.json"
+printf '{"Path":"%s","LimitId":"%s","TargetSnapshotId":null,"ByteOffset":0,"ByteLength":%d}' "$D" "$id" "$size" > "$dir/body.json"
 host=$(hostname)
 cat > "$dir/body.xml" <<XML
-<?xml version="1.0" encoding="utf-8" ?><CIM CIMVERSION="2.0" DTDVERSION="2.0"><MESSAGE ID="1" PROTOCOLVERSION="1.0"><SIMPLEREQ><METHODCALL NAME="GetVirtualDiskChanges"><LOCALINSTANCEPATH><LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH><INSTANCENAME CLASSNAME="Msvm_ImageManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ImageManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vhdsvc</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">$host</KEYVALUE></KEYBINDING></INSTANCENAME></LOCALINSTANCEPATH><PARAMVALUE NAME="Path"><VALUE>$D</VALUE></PARAMVALUE><PARAMVALUE NAME="LimitId"><VALUE>$id</VALUE></PARAMVALUE><PARAMVALUE NAME="ByteOffset"><VALUE>0</VALUE></PARAMVALUE><PARAMVALUE NAME="ByteLength"><VALUE>$((1 << 40))</VALUE></PARAMVALUE></METHODCALL></SIMPLEREQ></MESSAGE></CIM>
+<?xml version="1.0" encoding="utf-8" ?><CIM CIMVERSION="2.0" DTDVERSION="2.0"><MESSAGE ID="1" PROTOCOLVERSION="1.0"><SIMPLEREQ><METHODCALL NAME="GetVirtualDiskChanges"><LOCALINSTANCEPATH><LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH><INSTANCENAME CLASSNAME="Msvm_ImageManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ImageManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vhdsvc</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">$host</KEYVALUE></KEYBINDING></INSTANCENAME></LOCALINSTANCEPATH><PARAMVALUE NAME="Path"><VALUE>$D</VALUE></PARAMVALUE><PARAMVALUE NAME="LimitId"><VALUE>$id</VALUE></PARAMVALUE><PARAMVALUE NAME="ByteOffset"><VALUE>0</VALUE></PARAMVALUE><PARAMVALUE NAME="ByteLength"><VALUE>$size</VALUE></PARAMVALUE></METHODCALL></SIMPLEREQ></MESSAGE></CIM>
 XML
 json_cmd="curl -sS --unix-socket $sock -X POST $U --data-binary @$dir/body.json -o $dir/ans.json"
 cim_cmd="curl -sS -u admin:$PW -H 'Content-Type: application/xml; charset=utf-8' -H 'CIMOperation: MethodCall' -H 'CIMMethod: GetVirtualDiskChanges' -H 'CIMObject: root%2Fvirtualization%2Fv2%3AMsvm_ImageManagementService' --data-binary @$dir/body.xml -o $dir/ans.xml http://127.0.0.1:$port/cimom"
@@ -124,7 +128,7 @@ print("answers: library %d ranges, JSON %d, CIM-XML %d, nbdinfo %d dirty extents
 sys.exit(0 if same and lib else 1)
 PY
 
-say "== 1. GetVirtualDiskChanges, $nchg scattered 4 KiB changes on 1 TiB (64 KiB granularity), whole disk in one call"
+say "== 1. GetVirtualDiskChanges, $nchg scattered 4 KiB changes on $size_arg (64 KiB granularity), whole disk in one call"
 for round in 1 2 3; do
   l0=$(load)
   hyperfine -N -w 1 -r "$runs" --export-json "$dir/h$round.json" \
