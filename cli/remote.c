@@ -88,7 +88,8 @@ collect (char *data, size_t size, size_t nmemb, void *opaque)
  * start-up: linking it brings in some thirty shared libraries (TLS,
  * Kerberos, LDAP, ...), which made every local command take four times
  * longer to start.  Only these functions are used; <curl/curl.h> still
- * gives the types and constants, and the package depends on libcurl4. */
+ * gives the types and constants.  At run time --connect needs libcurl4
+ * (scripts/install-deps.sh installs it with libcurl4-openssl-dev). */
 static struct {
   CURLcode (*global_init) (long);
   CURL *(*easy_init) (void);

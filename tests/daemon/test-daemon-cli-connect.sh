@@ -101,6 +101,23 @@ refused 32770 'raw image' create "$D/x.img" --size 1M
 refused 32770 '--format raw' create "$D/x.vhdx" --size 1M --format raw
 [ ! -e "$D/x.img" ] && [ ! -e "$D/x.vhdx" ] || fail "a refused create made a file"
 
+# ---- without libcurl ----
+# vhdkit loads libcurl only for --connect: with the library hidden (a
+# private mount namespace over its file), local verbs still work and
+# --connect fails with 32770 and a sentence naming the package.
+curl_so=$(ldconfig -p | sed -n 's/^[[:space:]]*libcurl\.so\.4 (libc6,x86-64) => //p' | head -1)
+if [ "$(id -u)" = 0 ] && [ -n "$curl_so" ] && command -v unshare >/dev/null; then
+  rc=0
+  unshare -m sh -c 'mount --bind /dev/null "$1" && shift && "$@"' sh "$curl_so" \
+    "$VHDKIT" --connect "$SOCK" info "$D/r.vhdx" > "$T/nocurl.out" 2> "$T/nocurl.err" || rc=$?
+  [ "$rc" = 1 ] && grep -q '(32770)' "$T/nocurl.err" && grep -q 'libcurl4' "$T/nocurl.err" ||
+    fail "--connect without libcurl: exit $rc: $(cat "$T/nocurl.err")"
+  unshare -m sh -c 'mount --bind /dev/null "$1" && shift && "$@"' sh "$curl_so" \
+    "$VHDKIT" info "$D/r.vhdx" > /dev/null || fail "a local verb needs libcurl"
+else
+  info "NOT CHECKED: --connect without libcurl (needs root, unshare and ldconfig's libcurl.so.4)"
+fi
+
 # ---- info ----
 same info "$D/r.vhdx"
 same info --json "$D/r.vhdx"
